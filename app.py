@@ -1,0 +1,261 @@
+"""smstrack: send SMS through Vonage and follow each one to its delivery receipt.
+
+`create_app()` reads the built-in defaults, then the environment and `.env`, then an
+optional test mapping, checks the result, and registers the blueprints.
+"""
+
+import logging
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv import load_dotenv
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+from werkzeug.exceptions import HTTPException
+
+import receipts
+import views
+from models import db
+
+# Every setting the app reads, with its default. The type of the default decides how
+# an environment value is parsed; None means "a string, unset by default".
+DEFAULTS = {
+    "SECRET_KEY": None,
+    "DATABASE_URL": None,
+    "VONAGE_API_KEY": None,
+    "VONAGE_API_SECRET": None,
+    "VONAGE_SIGNATURE_SECRET": None,
+    "VONAGE_SIGNATURE_METHOD": "md5hash",
+    "SMS_SENDER": None,
+    "PUBLIC_URL": None,
+    "DEFAULT_REGION": "US",
+    "WEBHOOK_TOKEN": None,
+    "SEND_RATE_LIMIT": "30 per minute",
+    "LOGIN_RATE_LIMIT": "10 per minute",
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "VONAGE_SIGNATURE_MAX_AGE": 259200,
+    "TRUSTED_PROXY_HOPS": 0,
+    "MAX_CONTENT_LENGTH": 65536,
+    "MAX_SEGMENTS": 6,
+    "VONAGE_TIMEOUT": 10,
+    "RECEIPT_OVERDUE_AFTER": 3600,
+    "SANDBOX_RECEIPT_DELAY": 1.0,
+    "LOG_LEVEL": "INFO",
+    "MESSAGES_PER_PAGE": 25,
+}
+SANDBOX_SENDER = "smstrack"
+RECEIPT_PATH = "/webhooks/delivery-receipt"
+# Vonage rejects a `callback` longer than this (vonage-sms 1.2.0 validates it too).
+MAX_CALLBACK_LENGTH = 100
+
+csrf = CSRFProtect()
+log = logging.getLogger("smstrack")
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or invalid; the message names it and says how to fix it."""
+
+
+def create_app(test_config=None):
+    """Create and configure the app.
+
+    Tests pass `test_config`; the `.env` file is then not read, so a developer's real
+    credentials can never reach a test run.
+    """
+    app = Flask(__name__, instance_relative_config=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    if test_config is None:
+        load_dotenv(Path(app.root_path) / ".env")
+    app.config.update(read_settings(os.environ))
+    if test_config is not None:
+        app.config.update(test_config)
+    check_settings(app)
+
+    register_logging(app)
+    register_database(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    return app
+
+
+def read_settings(environ):
+    """Return the defaults overridden by the environment, each parsed to its type."""
+    settings = dict(DEFAULTS)
+    for name, default in DEFAULTS.items():
+        raw = environ.get(name)
+        if raw is None or raw.strip() == "":
+            continue
+        raw = raw.strip()
+        if isinstance(default, bool) or default is None or isinstance(default, str):
+            settings[name] = raw
+            continue
+        try:
+            settings[name] = type(default)(raw)
+        except ValueError:
+            kind = "a whole number" if isinstance(default, int) else "a number"
+            raise ConfigError(f"{name}={raw!r} is invalid: expected {kind}") from None
+    return settings
+
+
+def check_settings(app):
+    """Fill in derived settings and reject combinations that cannot work."""
+    config = app.config
+    has_key = bool(config.get("VONAGE_API_KEY"))
+    has_secret = bool(config.get("VONAGE_API_SECRET"))
+    if has_key != has_secret:
+        raise ConfigError(
+            "Set both VONAGE_API_KEY and VONAGE_API_SECRET to use Vonage, "
+            "or neither to use the sandbox"
+        )
+    config["SANDBOX"] = not has_key
+
+    if not config.get("SECRET_KEY"):
+        if not config["SANDBOX"]:
+            raise ConfigError(
+                "SECRET_KEY is missing: with Vonage credentials set, set SECRET_KEY to a long "
+                "random string (for example the output of: python -c 'import secrets; "
+                "print(secrets.token_hex(32))')"
+            )
+        config["SECRET_KEY"] = load_instance_secret(Path(app.instance_path) / "secret_key")
+
+    if not config.get("SMS_SENDER"):
+        if not config["SANDBOX"]:
+            raise ConfigError("SMS_SENDER is missing: set the sender id or number to send from")
+        config["SMS_SENDER"] = SANDBOX_SENDER
+
+    if not config.get("DATABASE_URL"):
+        config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'smstrack.db'}"
+    config["SQLALCHEMY_DATABASE_URI"] = config["DATABASE_URL"]
+
+    for name in ("VONAGE_TIMEOUT", "MAX_SEGMENTS", "MESSAGES_PER_PAGE"):
+        if config[name] < 1:
+            raise ConfigError(f"{name}={config[name]} is invalid: it must be at least 1")
+
+    config["RECEIPT_CALLBACK_URL"] = build_callback_url(config)
+
+
+def build_callback_url(config):
+    """Return the per-message receipt URL built from PUBLIC_URL, or None without it."""
+    public_url = config.get("PUBLIC_URL")
+    if not public_url:
+        return None
+
+    parts = urlsplit(public_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"PUBLIC_URL={public_url!r} is invalid: expected a URL such as "
+            "https://example.ngrok.app"
+        )
+    callback = public_url.rstrip("/") + RECEIPT_PATH
+    if len(callback) > MAX_CALLBACK_LENGTH:
+        raise ConfigError(
+            f"PUBLIC_URL is too long: the receipt URL {callback!r} has {len(callback)} "
+            f"characters and Vonage accepts at most {MAX_CALLBACK_LENGTH}"
+        )
+    return callback
+
+
+def load_instance_secret(path):
+    """Return the key stored at `path`, creating it once; every worker reads the same one."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+
+    # Write a complete file under a temporary name, then link it into place: the
+    # link fails if another process won the race, and then its key is used.
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(32))
+        os.chmod(temporary, 0o600)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(temporary)
+    return path.read_text().strip()
+
+
+def register_logging(app):
+    level = str(app.config["LOG_LEVEL"]).upper()
+    if not isinstance(logging.getLevelName(level), int):
+        raise ConfigError(f"LOG_LEVEL={level!r} is invalid: use DEBUG, INFO, WARNING or ERROR")
+    log.setLevel(level)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The SDK logs request headers, Basic auth included, at DEBUG: keep it quieter.
+    logging.getLogger("vonage").setLevel(logging.WARNING)
+
+
+@event.listens_for(Engine, "connect")
+def configure_sqlite(dbapi_connection, connection_record):
+    """Turn on WAL and a busy timeout so that a webhook and a send can share SQLite."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def register_database(app):
+    db.init_app(app)
+    # NOTE: the schema is created in place until migrations exist; a schema change
+    # to an existing table needs the database file removed.
+    with app.app_context():
+        db.create_all()
+
+
+def register_extensions(app):
+    csrf.init_app(app)
+    csrf.exempt(receipts.bp)
+
+
+def register_blueprints(app):
+    app.register_blueprint(views.bp)
+    app.register_blueprint(receipts.bp)
+
+    @app.get("/livez")
+    def livez():
+        return {"status": "ok"}
+
+    @app.get("/healthz")
+    def healthz():
+        db.session.execute(text("SELECT 1"))
+        return {"status": "ok", "database": "ok", "sandbox": app.config["SANDBOX"]}
+
+    @app.context_processor
+    def inject_mode():
+        return {"sandbox": app.config["SANDBOX"]}
+
+
+def wants_json():
+    if request.path.startswith("/webhooks/") or request.path in ("/healthz", "/livez"):
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json"
+
+
+def register_error_handlers(app):
+    @app.errorhandler(HTTPException)
+    def handle_http_error(error):
+        if wants_json():
+            return jsonify(error=error.name, detail=error.description), error.code
+        return render_template("error.html", error=error), error.code
+
+    @app.errorhandler(Exception)
+    def handle_unexpected_error(error):
+        db.session.rollback()
+        log.exception("Unhandled error on %s %s", request.method, request.path)
+        if wants_json():
+            return jsonify(error="Internal Server Error", detail="The error was logged."), 500
+        return render_template("error.html", error=None), 500

@@ -1,0 +1,205 @@
+"""The delivery receipt (DLR) webhook: accept, store once, apply.
+
+Vonage delivers receipts at least once, in any order, as a GET query string, a POST
+form or a POST JSON body. A 2xx reply promises that the receipt is committed, so the
+route replies 204 only after the commit, and 400 only when `messageId` or `status`
+is missing. Any other odd field is stored as received.
+"""
+
+import hashlib
+import json
+import logging
+from datetime import UTC, datetime
+
+from flask import Blueprint, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+import state
+from models import Receipt, Sms, SmsPart, Status, db
+from sending import mask_number, parse_price
+
+log = logging.getLogger("smstrack.receipts")
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+
+REQUIRED_FIELDS = ("messageId", "status")
+# Two workers may insert the same new receipt at once; the loser retries and then
+# finds the winner's row.
+MAX_ATTEMPTS = 3
+
+
+@bp.route("/delivery-receipt", methods=["GET", "POST"])
+def delivery_receipt():
+    """Store one delivery receipt and update the message it belongs to."""
+    fields = read_fields()
+    missing = [name for name in REQUIRED_FIELDS if not fields.get(name, "").strip()]
+    if missing:
+        log.warning("Rejected receipt without %s from %s", ", ".join(missing), request.remote_addr)
+        return jsonify(error="invalid receipt", missing=missing), 400
+
+    store_receipt(fields)
+    return "", 204
+
+
+def read_fields() -> dict[str, str]:
+    """Return the receipt's fields from the query string and the form or JSON body."""
+    fields = {name: value for name, value in request.args.items()}
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if isinstance(body, dict):
+            fields.update({name: as_text(value) for name, value in body.items()})
+    else:
+        fields.update(request.form.items())
+    return fields
+
+
+def as_text(value) -> str:
+    """Return a JSON value as the string Vonage would have sent."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value)
+
+
+def receipt_identity(fields: dict[str, str]) -> str:
+    """Return the key under which a receipt is stored once.
+
+    `sig`, `timestamp`, `nonce` and any token stay out of it, because Vonage may sign
+    a retried delivery afresh.
+    """
+    names = ("messageId", "status", "err-code", "scts", "message-timestamp")
+    identity = json.dumps([fields.get(name, "").strip() for name in names])
+    return hashlib.sha256(identity.encode()).hexdigest()
+
+
+def build_receipt(fields: dict[str, str]) -> Receipt:
+    return Receipt(
+        identity=receipt_identity(fields),
+        message_id=fields["messageId"].strip()[:40],
+        status=fields["status"].strip()[:40],
+        err_code=fields.get("err-code", "").strip()[:20] or None,
+        message_time=parse_time(fields.get("message-timestamp"), "%Y-%m-%d %H:%M:%S"),
+        carrier_time=parse_time(fields.get("scts"), "%y%m%d%H%M"),
+        price=parse_price(fields.get("price")),
+        client_ref=fields.get("client-ref", "").strip()[:100] or None,
+        payload=fields,
+    )
+
+
+def parse_time(value: str | None, pattern: str) -> datetime | None:
+    """Parse a Vonage time field, which carries no zone and is UTC; None if malformed."""
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value.strip(), pattern).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def store_receipt(fields: dict[str, str]) -> None:
+    """Commit the receipt once and apply it to its part, if that part is known."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            store_receipt_once(fields)
+            return
+        except IntegrityError:
+            db.session.rollback()
+            if attempt == MAX_ATTEMPTS:
+                raise
+            log.info("Receipt for %s raced another copy; retrying", fields["messageId"])
+
+
+def store_receipt_once(fields: dict[str, str]) -> None:
+    receipt = build_receipt(fields)
+    log_received(receipt)
+
+    sms_id = find_message(receipt)
+    # End the read-only transaction, so that the lock below is its transaction's
+    # first statement.
+    db.session.rollback()
+
+    if sms_id is None:
+        if not is_stored(receipt.identity):
+            db.session.add(receipt)
+            db.session.commit()
+            log.info("Receipt for unknown part %s stored until it appears", receipt.message_id)
+        # The send may have stored the part meanwhile; it attaches waiting receipts
+        # after its own commit, and this check covers the other interleaving.
+        sms_id = find_message(receipt)
+        db.session.rollback()
+        if sms_id is None:
+            return
+        receipt = None
+
+    state.lock_message(sms_id)
+    sms = db.session.get(Sms, sms_id, populate_existing=True)
+    if receipt is not None:
+        part = find_or_create_part(sms, receipt.message_id)
+        if is_stored(receipt.identity):
+            log.info("Duplicate receipt for %s ignored", receipt.message_id)
+        else:
+            receipt.part_id = part.id
+            db.session.add(receipt)
+    else:
+        part = find_or_create_part(sms, fields["messageId"].strip()[:40])
+    db.session.flush()
+    state.attach_waiting_receipts(part)
+    state.refresh_message(sms)
+    db.session.commit()
+
+
+def log_received(receipt: Receipt) -> None:
+    if receipt.known_status is None:
+        log.warning(
+            "Receipt for %s has undocumented status %r: stored, status unchanged",
+            receipt.message_id,
+            receipt.status,
+        )
+    msisdn = receipt.payload.get("msisdn", "")
+    log.info(
+        "Receipt %s for %s to %s (err-code %s)",
+        receipt.status,
+        receipt.message_id,
+        mask_number(msisdn),
+        receipt.err_code,
+    )
+
+
+def find_message(receipt: Receipt) -> int | None:
+    """Return the id of the message the receipt belongs to, by part or by client-ref."""
+    sms_id = db.session.scalar(
+        select(SmsPart.sms_id).where(SmsPart.message_id == receipt.message_id)
+    )
+    if sms_id is None and receipt.client_ref:
+        sms_id = db.session.scalar(select(Sms.id).where(Sms.client_ref == receipt.client_ref))
+    return sms_id
+
+
+def find_or_create_part(sms: Sms, message_id: str) -> SmsPart:
+    """Return the message's part with this id, creating it when only client-ref named it.
+
+    A receipt can arrive before the send reply, or for a message whose send outcome
+    is unknown: the part exists at Vonage, so it is recorded as submitted.
+    """
+    part = db.session.scalar(select(SmsPart).where(SmsPart.message_id == message_id))
+    if part is not None:
+        return part
+
+    position = len(db.session.scalars(select(SmsPart.id).where(SmsPart.sms_id == sms.id)).all())
+    part = SmsPart(
+        sms_id=sms.id,
+        position=position,
+        message_id=message_id,
+        send_status=Status.SUBMITTED,
+        status=Status.SUBMITTED,
+    )
+    db.session.add(part)
+    db.session.flush()
+    log.info("Receipt for sms %s named new part %s by client-ref", sms.id, message_id)
+    return part
+
+
+def is_stored(identity: str) -> bool:
+    return db.session.scalar(select(Receipt.id).where(Receipt.identity == identity)) is not None

@@ -1,0 +1,263 @@
+"""Send a stored message through the Vonage SDK and record every part of the outcome.
+
+The message row is committed before this module calls Vonage, so no outcome can be
+lost: each path below ends in a stored status (see `classify_failure`).
+"""
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+import requests
+from flask import current_app
+from sqlalchemy import select
+from vonage import Auth, HttpClientOptions, Vonage
+from vonage_http_client.errors import (
+    AuthenticationError,
+    ForbiddenError,
+    HttpRequestError,
+    RateLimitedError,
+)
+from vonage_sms import PartialFailureError, SmsError, SmsMessage
+
+import state
+from models import Sms, SmsPart, Status, db, utcnow
+from sandbox import SandboxGateway
+from vonage_codes import send_status_meaning
+
+log = logging.getLogger("smstrack.sending")
+
+SANDBOX_CREDENTIAL = "sandbox"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How a send failed: the resulting status, a code and a text for people."""
+
+    status: Status
+    code: str
+    text: str
+
+
+def mask_number(number: str) -> str:
+    """Return a phone number with all but its last four digits hidden, for logs."""
+    return "*" * max(len(number) - 4, 0) + number[-4:]
+
+
+_sandbox_lock = threading.Lock()
+
+
+def sandbox_gateway(app) -> SandboxGateway:
+    """Return this process's sandbox gateway, starting it on first use.
+
+    Under a forking server every worker is its own process and gets its own gateway.
+    """
+    with _sandbox_lock:
+        gateway, owner = app.extensions.get("smstrack_sandbox", (None, None))
+        if gateway is None or owner != os.getpid():
+            gateway = SandboxGateway(
+                receipt_delay=app.config["SANDBOX_RECEIPT_DELAY"],
+                hang_seconds=app.config["VONAGE_TIMEOUT"] + 5,
+                signature_secret=app.config.get("VONAGE_SIGNATURE_SECRET"),
+                signature_method=app.config["VONAGE_SIGNATURE_METHOD"],
+            )
+            gateway.start()
+            app.extensions["smstrack_sandbox"] = (gateway, os.getpid())
+        return gateway
+
+
+def build_client(webhook_port: int | None) -> Vonage:
+    """Return a Vonage client for one send: a timeout and no transport retries.
+
+    A fresh client per send keeps `last_response` unambiguous and shares no
+    `requests` session between threads.
+    """
+    config = current_app.config
+    options = {
+        "timeout": config["VONAGE_TIMEOUT"],
+        # A retried POST can deliver one SMS twice. vonage-http-client 1.5.2 re-posts
+        # on a dropped connection up to pool_maxsize times, so both must be 1 and 0.
+        "max_retries": 0,
+        "pool_maxsize": 1,
+    }
+    verify = True
+    if config["SANDBOX"]:
+        gateway = sandbox_gateway(current_app._get_current_object())
+        gateway.webhook_port = webhook_port
+        options["rest_host"] = gateway.rest_host
+        verify = gateway.ca_path
+        auth = Auth(api_key=SANDBOX_CREDENTIAL, api_secret=SANDBOX_CREDENTIAL)
+    else:
+        auth = Auth(api_key=config["VONAGE_API_KEY"], api_secret=config["VONAGE_API_SECRET"])
+
+    client = Vonage(auth, HttpClientOptions(**options))
+    # NOTE: `_session` is private in vonage-http-client 1.5.2 (pinned). Without
+    # trust_env=False, REQUESTS_CA_BUNDLE would replace `verify` with the system CAs.
+    session = client.http_client._session
+    session.trust_env = False
+    session.verify = verify
+    return client
+
+
+def send_sms(sms: Sms, webhook_port: int | None = None) -> None:
+    """Send a committed message through Vonage and store the outcome of every part."""
+    client = build_client(webhook_port)
+    message = SmsMessage(
+        to=sms.recipient,
+        from_=sms.sender,
+        text=sms.text,
+        type=sms.encoding.value,
+        client_ref=sms.client_ref,
+        callback=current_app.config["RECEIPT_CALLBACK_URL"],
+    )
+    sms_id = sms.id
+    log.info("Sending sms %s to %s (%s segments)", sms_id, mask_number(sms.recipient), sms.segments)
+
+    try:
+        response = client.sms.send(message)
+    except PartialFailureError as error:
+        # `.response` is the parsed JSON reply, with Vonage's hyphenated keys.
+        record_reply(sms_id, [snake_case_keys(item) for item in error.response["messages"]])
+    except (SmsError, KeyError):
+        # One part refused; the SDK puts the code only into its text (or raises
+        # KeyError when the reply lacks `error-text`), so read the reply itself.
+        record_reply(sms_id, reply_messages(client))
+    except Exception as error:  # noqa: BLE001 - every failure must end in a stored status
+        failure = classify_failure(error)
+        log.warning(
+            "Send of sms %s ended %s: %s (%s)",
+            sms_id,
+            failure.status,
+            failure.text,
+            type(error).__name__,
+        )
+        record_failure(sms_id, failure)
+    else:
+        record_reply(sms_id, [part.model_dump(by_alias=False) for part in response.messages])
+
+
+def reply_messages(client: Vonage) -> list[dict]:
+    """Return the `messages` of the last reply as dicts with snake_case keys."""
+    reply = client.http_client.last_response.json()
+    return [snake_case_keys(item) for item in reply.get("messages", [])]
+
+
+def snake_case_keys(item: dict) -> dict:
+    return {key.replace("-", "_"): value for key, value in item.items()}
+
+
+def classify_failure(error: Exception) -> Failure:
+    """Map an exception from the SDK to a stored outcome.
+
+    `send-failed` means nothing was sent; `outcome-unknown` means the request may
+    have reached Vonage, so the message must not be sent again automatically.
+    """
+    if isinstance(error, AuthenticationError):
+        return Failure(Status.SEND_FAILED, "HTTP 401", "Vonage rejected the API key or secret")
+    if isinstance(error, ForbiddenError):
+        return Failure(Status.SEND_FAILED, "HTTP 403", "Vonage denied access for this account")
+    if isinstance(error, RateLimitedError):
+        return Failure(Status.SEND_FAILED, "HTTP 429", "Vonage is rate limiting: try again later")
+    if isinstance(error, HttpRequestError):
+        code = error.response.status_code
+        if code >= 500:
+            return Failure(
+                Status.OUTCOME_UNKNOWN,
+                f"HTTP {code}",
+                "Vonage answered with a server error; the message may have been sent",
+            )
+        return Failure(Status.SEND_FAILED, f"HTTP {code}", "Vonage rejected the request")
+    if isinstance(error, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
+        return Failure(Status.SEND_FAILED, "network", f"Could not reach Vonage: {error}")
+    if isinstance(error, requests.exceptions.ReadTimeout):
+        return Failure(
+            Status.OUTCOME_UNKNOWN,
+            "timeout",
+            "Vonage did not reply in time; the message may have been sent",
+        )
+    if isinstance(error, requests.exceptions.ConnectionError):
+        if connection_never_opened(error):
+            return Failure(Status.SEND_FAILED, "network", f"Could not reach Vonage: {error}")
+        return Failure(
+            Status.OUTCOME_UNKNOWN,
+            "connection lost",
+            "The connection to Vonage dropped after the request was sent; "
+            "the message may have been sent",
+        )
+    return Failure(Status.OUTCOME_UNKNOWN, "error", f"Unexpected error while sending: {error}")
+
+
+def connection_never_opened(error: requests.exceptions.ConnectionError) -> bool:
+    """Tell whether the request failed before any byte went out (refused, DNS)."""
+    import urllib3.exceptions
+
+    reason = error.args[0] if error.args else None
+    reason = getattr(reason, "reason", reason)
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+def record_failure(sms_id: int, failure: Failure) -> None:
+    """Store a send that produced no reply."""
+    state.lock_message(sms_id)
+    sms = db.session.get(Sms, sms_id, populate_existing=True)
+    sms.send_outcome = failure.status
+    sms.error_code = failure.code
+    sms.error_text = failure.text[:500]
+    state.refresh_message(sms)
+    db.session.commit()
+
+
+def record_reply(sms_id: int, messages: list[dict]) -> None:
+    """Store each part of a send reply, and apply receipts that arrived before it."""
+    state.lock_message(sms_id)
+    sms = db.session.get(Sms, sms_id, populate_existing=True)
+    sms.submitted_at = utcnow()
+    refused = None
+
+    for position, item in enumerate(messages):
+        status_code = str(item.get("status", ""))
+        accepted = status_code == "0"
+        message_id = item.get("message_id") if accepted else None
+        part = None
+        if message_id:
+            # A receipt that named this message by client-ref may have created it.
+            part = db.session.scalar(select(SmsPart).where(SmsPart.message_id == message_id))
+        if part is None:
+            part = SmsPart(sms_id=sms_id, message_id=message_id, status=Status.PENDING)
+            db.session.add(part)
+        part.position = position
+        part.network = item.get("network")
+        part.quoted_price = parse_price(item.get("message_price"))
+        if accepted:
+            part.send_status = Status.SUBMITTED
+        else:
+            part.send_status = Status.SEND_FAILED
+            part.error_code = status_code
+            part.error_text = (item.get("error_text") or send_status_meaning(status_code))[:500]
+            refused = refused or part
+        db.session.flush()
+        if message_id:
+            state.attach_waiting_receipts(part)
+
+    sms.send_outcome = Status.SEND_FAILED if refused else Status.SUBMITTED
+    if refused:
+        sms.error_code = refused.error_code
+        sms.error_text = refused.error_text
+        log.warning("Vonage refused sms %s: status %s (%s)", sms_id, sms.error_code, sms.error_text)
+    else:
+        log.info("Vonage accepted sms %s in %s parts", sms_id, len(messages))
+    state.refresh_message(sms)
+    db.session.commit()
+
+
+def parse_price(value) -> Decimal | None:
+    """Return a price as a Decimal, or None when it is missing or not a finite amount."""
+    if value is None or value == "":
+        return None
+    try:
+        price = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return price if price.is_finite() and price >= 0 else None

@@ -1,0 +1,164 @@
+"""Shared fixtures: a fresh app and database per test, a live server, and Chromium."""
+
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from app import DEFAULTS, create_app
+from models import Sms, SmsPart, Status, db
+
+# The suite must never pick up a developer's real settings (credentials above all),
+# so every setting the app reads is removed from the environment.
+for _name in DEFAULTS:
+    os.environ.pop(_name, None)
+
+TEST_SETTINGS = {
+    "TESTING": True,
+    "SECRET_KEY": "test-secret-key",
+    "SANDBOX_RECEIPT_DELAY": 0.05,
+    "VONAGE_TIMEOUT": 1,
+    "LOG_LEVEL": "DEBUG",
+}
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DEBIAN_CHROMIUM = "/usr/bin/chromium"
+
+
+def skip_suite(reason):
+    """Skip the current test's suite, or fail it when REQUIRE_ALL_SUITES=1."""
+    if os.environ.get("REQUIRE_ALL_SUITES") == "1":
+        pytest.fail(f"REQUIRE_ALL_SUITES=1 but this suite cannot run: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Start one headless Chromium for the session (Debian's, else Playwright's own)."""
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:
+        skip_suite("the playwright package is not installed (pip install -r requirements-dev.txt)")
+
+    executable = DEBIAN_CHROMIUM if Path(DEBIAN_CHROMIUM).exists() else shutil.which("chromium")
+    with sync_playwright() as playwright:
+        try:
+            launched = playwright.chromium.launch(
+                executable_path=executable, args=CHROMIUM_ARGS, headless=True
+            )
+        except Error as error:
+            skip_suite(
+                "no Chromium found: install Debian's package (apt-get install chromium) "
+                f"or run 'playwright install chromium' ({error.message.splitlines()[0]})"
+            )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    """Open a page in a fresh browser context, closed after the test."""
+    context = browser.new_context()
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+@pytest.fixture
+def make_app(tmp_path):
+    """Return a factory of apps, each on its own new SQLite database; stops their sandboxes."""
+    created = []
+
+    def factory(**settings):
+        database = tmp_path / f"test-{len(created)}.db"
+        config = {**TEST_SETTINGS, "DATABASE_URL": f"sqlite:///{database}", **settings}
+        made = create_app(config)
+        created.append(made)
+        return made
+
+    yield factory
+    for made in created:
+        gateway, _owner = made.extensions.get("smstrack_sandbox", (None, None))
+        if gateway is not None:
+            gateway.stop()
+        with made.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def live_server(app):
+    """Serve the app on a real loopback port (the sandbox posts receipts to it)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+def form_tokens(html):
+    """Return the hidden csrf_token and idempotency_key of a rendered send form."""
+    tokens = {}
+    for name in ("csrf_token", "idempotency_key"):
+        match = re.search(rf'name="{name}"[^>]*value="([^"]+)"', html) or re.search(
+            rf'value="([^"]+)"[^>]*name="{name}"', html
+        )
+        assert match, f"the form has no {name} field"
+        tokens[name] = match.group(1)
+    return tokens
+
+
+@pytest.fixture
+def add_message(app):
+    """Store a submitted message with the given part ids, as a send reply would."""
+
+    def add(*message_ids, recipient="14155550100", text="Hello", client_ref=None):
+        with app.app_context():
+            sms = Sms(
+                recipient=recipient,
+                sender="smstrack",
+                text=text,
+                encoding="text",
+                segments=max(len(message_ids), 1),
+                send_outcome=Status.SUBMITTED,
+                status=Status.SUBMITTED,
+            )
+            if client_ref:
+                sms.client_ref = client_ref
+            db.session.add(sms)
+            db.session.flush()
+            for position, message_id in enumerate(message_ids):
+                db.session.add(
+                    SmsPart(
+                        sms_id=sms.id,
+                        position=position,
+                        message_id=message_id,
+                        send_status=Status.SUBMITTED,
+                        status=Status.SUBMITTED,
+                    )
+                )
+            db.session.commit()
+            return sms.id
+
+    return add

@@ -1,0 +1,144 @@
+"""Pages: the message list, the send form and one message with its receipts."""
+
+import logging
+from datetime import timedelta
+from decimal import Decimal
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+import vonage_codes
+from forms import SendForm
+from models import Sms, Status, db, utcnow
+from sending import send_sms
+
+log = logging.getLogger("smstrack.views")
+
+bp = Blueprint("messages", __name__)
+
+OUTCOME_FLASHES = {
+    Status.SUBMITTED: ("success", "Sent to Vonage. The status follows as receipts arrive."),
+    Status.SEND_FAILED: ("error", "Vonage did not send this message: {reason}"),
+    Status.OUTCOME_UNKNOWN: (
+        "warning",
+        "It is unknown whether Vonage sent this message: {reason}. "
+        "It will not be sent again; a delivery receipt will settle it.",
+    ),
+}
+
+
+@bp.get("/")
+def index():
+    """List messages, newest first."""
+    page = db.paginate(
+        select(Sms).order_by(Sms.created_at.desc(), Sms.id.desc()),
+        per_page=current_app.config["MESSAGES_PER_PAGE"],
+        max_per_page=100,
+    )
+    return render_template("messages/index.html", page=page, overdue_before=overdue_before())
+
+
+@bp.get("/messages/new")
+def new():
+    """Show the send form."""
+    return render_template("messages/new.html", form=SendForm())
+
+
+@bp.post("/messages")
+def create():
+    """Store the message, send it, and show the outcome on the list."""
+    form = SendForm()
+    if not form.validate_on_submit():
+        return render_template("messages/new.html", form=form), 422
+
+    existing = find_by_idempotency_key(form.idempotency_key.data)
+    if existing is not None:
+        log.info("Repeated submission of sms %s ignored", existing.id)
+        return redirect(url_for("messages.detail", sms_id=existing.id))
+
+    sms = Sms(
+        recipient=form.recipient,
+        sender=(form.sender.data or "").strip().lstrip("+") or current_app.config["SMS_SENDER"],
+        text=form.message_text,
+        encoding=form.encoding,
+        segments=form.segments,
+        idempotency_key=form.idempotency_key.data,
+    )
+    db.session.add(sms)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        existing = find_by_idempotency_key(form.idempotency_key.data)
+        return redirect(url_for("messages.detail", sms_id=existing.id))
+
+    send_sms(sms, webhook_port=local_port())
+    flash_outcome(sms)
+    return redirect(url_for("messages.index"))
+
+
+@bp.get("/messages/<int:sms_id>")
+def detail(sms_id):
+    """Show one message, its parts and every receipt received for them."""
+    sms = db.get_or_404(Sms, sms_id, description=f"No message has id {sms_id}.")
+    overdue = is_overdue(sms, overdue_before())
+    return render_template("messages/detail.html", sms=sms, overdue=overdue)
+
+
+def find_by_idempotency_key(key):
+    return db.session.scalar(select(Sms).where(Sms.idempotency_key == key))
+
+
+def flash_outcome(sms):
+    db.session.refresh(sms)
+    category, template = OUTCOME_FLASHES.get(sms.send_outcome, OUTCOME_FLASHES[Status.SUBMITTED])
+    reason = f"{sms.error_text} ({sms.error_code})" if sms.error_code else sms.error_text
+    flash(template.format(reason=reason), category)
+
+
+def local_port():
+    """Return the port this request arrived on, before any proxy rewrote it."""
+    original = request.environ.get("werkzeug.proxy_fix.orig", {})
+    port = original.get("SERVER_PORT") or request.environ.get("SERVER_PORT")
+    return int(port) if port and str(port).isdigit() else None
+
+
+def overdue_before():
+    return utcnow() - timedelta(seconds=current_app.config["RECEIPT_OVERDUE_AFTER"])
+
+
+@bp.app_template_filter("phone")
+def format_phone(number):
+    """Show a stored number (E.164 digits) with its `+`; a sender id stays as it is."""
+    return f"+{number}" if number and number.isdigit() and len(number) > 6 else number
+
+
+@bp.app_template_filter("utc")
+def format_utc(moment):
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
+
+
+@bp.app_template_filter("money")
+def format_money(amount):
+    """Show a price in the account currency with up to 5 decimals (Vonage uses 8)."""
+    if amount is None:
+        return "—"
+    return f"{amount.quantize(Decimal('0.00001')).normalize():f}"
+
+
+@bp.app_template_global()
+def is_overdue(sms, before):
+    """Tell whether a message still waits for a final receipt after the overdue limit."""
+    waiting = sms.status.rank < 4 and sms.status != Status.PENDING
+    return waiting and (sms.submitted_at or sms.created_at) < before
+
+
+@bp.app_template_global()
+def err_code_meaning(code):
+    return vonage_codes.err_code_meaning(code)
+
+
+@bp.app_template_global()
+def send_status_meaning(code):
+    return vonage_codes.send_status_meaning(code)
