@@ -61,13 +61,14 @@ class ConfigError(RuntimeError):
     """A setting is missing or invalid; the message names it and says how to fix it."""
 
 
-def create_app(test_config=None):
+def create_app(test_config=None, instance_path=None):
     """Create and configure the app.
 
     Tests pass `test_config`; the `.env` file is then not read, so a developer's real
-    credentials can never reach a test run.
+    credentials can never reach a test run. `instance_path` defaults to `instance/`
+    beside this file and holds the SQLite database and the sandbox's secret key.
     """
-    app = Flask(__name__, instance_relative_config=True)
+    app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     if test_config is None:

@@ -45,12 +45,13 @@ class SendForm(FlaskForm):
         "From",
         validators=[Length(max=16, message="The sender is at most 11 letters or 15 digits.")],
     )
+    # Set by the view when it renders an empty form, never defaulted on POST: a
+    # missing key must fail, or a resubmitted form would send again.
     idempotency_key = HiddenField(
         validators=[
             DataRequired("The form is missing its submission key: reload the page."),
             Regexp(r"^[A-Za-z0-9_-]{8,64}$", message="The form's submission key is invalid."),
-        ],
-        default=new_idempotency_key,
+        ]
     )
 
     # Set by validation: the values that are stored and sent.

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 import vonage_codes
-from forms import SendForm
+from forms import SendForm, new_idempotency_key
 from models import Sms, Status, db, utcnow
 from sending import send_sms
 
@@ -42,7 +42,9 @@ def index():
 @bp.get("/messages/new")
 def new():
     """Show the send form."""
-    return render_template("messages/new.html", form=SendForm())
+    form = SendForm()
+    form.idempotency_key.data = new_idempotency_key()
+    return render_template("messages/new.html", form=form)
 
 
 @bp.post("/messages")

@@ -4,6 +4,7 @@ import os
 import re
 import shutil
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -106,15 +107,23 @@ def client(app):
     return app.test_client()
 
 
-@pytest.fixture
-def live_server(app):
+@contextmanager
+def serve(app):
     """Serve the app on a real loopback port (the sandbox posts receipts to it)."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(app):
+    with serve(app) as base_url:
+        yield base_url
 
 
 def form_tokens(html):

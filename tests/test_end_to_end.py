@@ -1,0 +1,221 @@
+"""End to end: the form, the real Vonage SDK over HTTPS to the sandbox, and back.
+
+The app runs on a real loopback port, because the sandbox posts its receipts to the
+port the send request arrived on.
+"""
+
+import re
+import time
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from conftest import form_tokens, serve
+from models import Receipt, Sms, Status, db
+
+ROW = re.compile(r'<tr data-sms-id="(\d+)" data-status="([^"]+)"')
+PART = re.compile(r'data-message-id="([^"]*)" data-status="([^"]+)"')
+
+
+@pytest.fixture
+def browser_session():
+    """A plain HTTP client like a browser: cookies kept, no proxies from the environment."""
+    session = requests.Session()
+    session.trust_env = False
+    yield session
+    session.close()
+
+
+def send(session, base_url, to, text="Hello from the test suite", **extra):
+    """Submit the send form and return the id of the stored message."""
+    tokens = form_tokens(session.get(f"{base_url}/messages/new", timeout=10).text)
+    response = session.post(
+        f"{base_url}/messages", data={**tokens, "to": to, "text": text, **extra}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    rows = ROW.findall(response.text)
+    assert rows, "the list shows no message after sending"
+    return int(rows[0][0]), response.text
+
+
+def wait_for_status(session, base_url, sms_id, expected, timeout=10.0):
+    """Reload the list until the message's row shows `expected`; return the detail page."""
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        rows = dict(ROW.findall(session.get(f"{base_url}/", timeout=10).text))
+        status = rows.get(str(sms_id))
+        if status == expected:
+            return session.get(f"{base_url}/messages/{sms_id}", timeout=10).text
+        time.sleep(0.05)
+    pytest.fail(f"message {sms_id} shows {status!r} after {timeout} s, expected {expected!r}")
+
+
+def sandbox(app):
+    gateway, _owner = app.extensions["smstrack_sandbox"]
+    return gateway
+
+
+@pytest.mark.parametrize(
+    ("number", "final", "shown"),
+    [
+        ("+14155550100", "delivered", None),
+        ("+14155550101", "delivered", None),
+        ("+14155550102", "expired", "err-code 1: Unknown"),
+        ("+14155550103", "failed", "err-code 6: Anti-spam rejection"),
+        ("+14155550104", "rejected", "err-code 9: Illegal number (opted out)"),
+        ("+14155550105", "delivered", None),
+        ("+14155550106", "delivered", None),
+        ("+14155550107", "delivered", None),
+    ],
+)
+def test_receipt_outcomes(app, live_server, browser_session, number, final, shown):
+    sms_id, _page = send(browser_session, live_server, number)
+
+    detail = wait_for_status(browser_session, live_server, sms_id, final)
+
+    assert f'data-status="{final}"' in detail
+    assert PART.findall(detail)[0][1] == final
+    if shown:
+        assert shown in detail
+        assert shown.split(": ")[1] in browser_session.get(f"{live_server}/", timeout=10).text
+    assert len(sandbox(app).requests_received) == 1
+
+
+def test_late_accepted_stays_delivered(app, live_server, browser_session):
+    sms_id, _page = send(browser_session, live_server, "+14155550105")
+    wait_for_status(browser_session, live_server, sms_id, "delivered")
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        detail = browser_session.get(f"{live_server}/messages/{sms_id}", timeout=10).text
+        if detail.count('class="receipt"') == 2:
+            break
+        time.sleep(0.05)
+
+    assert detail.count('class="receipt"') == 2
+    assert 'data-status="accepted"' in detail
+    assert f'data-sms-id="{sms_id}" data-status="delivered"' in detail
+
+
+def test_triple_receipt_stored_once(app, live_server, browser_session):
+    sms_id, _page = send(browser_session, live_server, "+14155550106")
+    wait_for_status(browser_session, live_server, sms_id, "delivered")
+    time.sleep(0.5)  # let the other two copies arrive
+
+    with app.app_context():
+        assert len(db.session.scalars(select(Receipt)).all()) == 1
+
+
+@pytest.mark.parametrize(
+    ("number", "final", "shown"),
+    [
+        ("+14155550151", "send-failed", "Throughput Rate Exceeded"),
+        ("+14155550153", "send-failed", "(3)"),
+        ("+14155550154", "send-failed", "Bad Credentials"),
+        ("+14155550159", "send-failed", "Quota Exceeded"),
+        ("+14155550160", "outcome-unknown", "HTTP 500"),
+        ("+14155550161", "send-failed", "HTTP 429"),
+        ("+14155550170", "outcome-unknown", "did not reply in time"),
+        ("+14155550171", "outcome-unknown", "connection to Vonage dropped"),
+        ("+14155550199", "submitted", "Sent to Vonage"),
+    ],
+)
+def test_send_outcomes(app, live_server, browser_session, number, final, shown):
+    sms_id, page = send(browser_session, live_server, number)
+
+    assert f'data-sms-id="{sms_id}" data-status="{final}"' in page
+    assert shown in page
+    assert len(sandbox(app).requests_received) == 1
+    with app.app_context():
+        sms = db.session.get(Sms, sms_id)
+        assert sms.status == Status(final)
+        if final != "submitted":
+            assert sms.error_code
+            assert sms.error_text
+
+
+def test_two_part_message(app, live_server, browser_session):
+    sms_id, _page = send(browser_session, live_server, "+14155550100", text="x" * 161)
+
+    detail = wait_for_status(browser_session, live_server, sms_id, "delivered")
+
+    parts = PART.findall(detail)
+    assert len(parts) == 2
+    assert all(status == "delivered" for _message_id, status in parts)
+    assert parts[0][0] != parts[1][0]
+    with app.app_context():
+        sms = db.session.get(Sms, sms_id)
+        assert sms.segments == 2
+        assert str(sms.total_price) == "0.01140000"
+
+
+def test_formatted_number_matches_msisdn(app, live_server, browser_session):
+    sms_id, _page = send(browser_session, live_server, "+1 (415) 555-0100")
+    detail = wait_for_status(browser_session, live_server, sms_id, "delivered")
+
+    with app.app_context():
+        sms = db.session.get(Sms, sms_id)
+        receipt = db.session.scalars(select(Receipt)).one()
+        assert sms.recipient == "14155550100"
+        assert receipt.payload["msisdn"] == sms.recipient
+    assert "+14155550100" in detail
+
+
+def test_number_without_plus_uses_region(app, live_server, browser_session):
+    sms_id, _page = send(browser_session, live_server, "(415) 555-0100")
+
+    with app.app_context():
+        assert db.session.get(Sms, sms_id).recipient == "14155550100"
+
+
+def test_emoji_sent_as_unicode(app, live_server, browser_session):
+    sms_id, _page = send(browser_session, live_server, "+14155550100", text="Done \U0001f44d")
+
+    with app.app_context():
+        assert db.session.get(Sms, sms_id).encoding.value == "unicode"
+    assert sandbox(app).requests_received[0]["type"] == "unicode"
+    assert sandbox(app).requests_received[0]["text"] == "Done \U0001f44d"
+
+
+def test_repeated_submission_sends_once(app, live_server, browser_session):
+    tokens = form_tokens(browser_session.get(f"{live_server}/messages/new", timeout=10).text)
+    fields = {**tokens, "to": "+14155550100", "text": "Only once"}
+
+    first = browser_session.post(f"{live_server}/messages", data=fields, timeout=30)
+    second = browser_session.post(f"{live_server}/messages", data=fields, timeout=30)
+
+    assert first.status_code == 200
+    assert second.status_code == 200
+    assert len(sandbox(app).requests_received) == 1
+    with app.app_context():
+        assert len(db.session.scalars(select(Sms)).all()) == 1
+
+
+def test_sender_override_sent(app, live_server, browser_session):
+    send(browser_session, live_server, "+14155550100", sender="AcmeInc")
+
+    assert sandbox(app).requests_received[0]["from"] == "AcmeInc"
+
+
+def test_public_url_sets_callback(make_app, browser_session):
+    """With PUBLIC_URL the SDK sends it as `callback`; sandbox receipts still use loopback."""
+    app = make_app(PUBLIC_URL="https://team.example.ngrok.app")
+
+    with serve(app) as base_url:
+        sms_id, _page = send(browser_session, base_url, "+14155550100")
+        wait_for_status(browser_session, base_url, sms_id, "delivered")
+
+    callback = sandbox(app).requests_received[0]["callback"]
+    assert callback == "https://team.example.ngrok.app/webhooks/delivery-receipt"
+
+
+def test_logs_mask_phone_numbers(app, live_server, browser_session, caplog):
+    with caplog.at_level("INFO"):
+        sms_id, _page = send(browser_session, live_server, "+14155550103")
+        wait_for_status(browser_session, live_server, sms_id, "failed")
+
+    info = [record.getMessage() for record in caplog.records if record.levelno >= 20]
+    assert any("*******0103" in line for line in info)
+    assert not any("14155550103" in line for line in info)
