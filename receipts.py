@@ -17,7 +17,8 @@ from sqlalchemy.exc import IntegrityError
 
 import state
 from models import Receipt, Sms, SmsPart, Status, db
-from sending import mask_number, parse_price
+from sandbox import mask_number
+from sending import parse_price
 
 log = logging.getLogger("smstrack.receipts")
 

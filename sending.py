@@ -24,7 +24,7 @@ from vonage_sms import PartialFailureError, SmsError, SmsMessage
 
 import state
 from models import Sms, SmsPart, Status, db, utcnow
-from sandbox import SandboxGateway
+from sandbox import SandboxGateway, mask_number
 from vonage_codes import send_status_meaning
 
 log = logging.getLogger("smstrack.sending")
@@ -39,11 +39,6 @@ class Failure:
     status: Status
     code: str
     text: str
-
-
-def mask_number(number: str) -> str:
-    """Return a phone number with all but its last four digits hidden, for logs."""
-    return "*" * max(len(number) - 4, 0) + number[-4:]
 
 
 _sandbox_lock = threading.Lock()
