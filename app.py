@@ -17,10 +17,13 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+import auth
 import receipts
 import views
 from models import db
+from sandbox import SIGNATURE_METHODS
 
 # Every setting the app reads, with its default. The type of the default decides how
 # an environment value is parsed; None means "a string, unset by default".
@@ -52,6 +55,11 @@ SANDBOX_SENDER = "smstrack"
 RECEIPT_PATH = "/webhooks/delivery-receipt"
 # Vonage rejects a `callback` longer than this (vonage-sms 1.2.0 validates it too).
 MAX_CALLBACK_LENGTH = 100
+# Only this origin may load scripts, styles and frames; no inline code at all.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 csrf = CSRFProtect()
 log = logging.getLogger("smstrack")
@@ -81,8 +89,11 @@ def create_app(test_config=None, instance_path=None):
     register_logging(app)
     register_database(app)
     register_extensions(app)
+    register_security(app)
     register_blueprints(app)
     register_error_handlers(app)
+    if not app.testing:
+        auth.announce_setup(app)
     return app
 
 
@@ -139,11 +150,28 @@ def check_settings(app):
         if config[name] < 1:
             raise ConfigError(f"{name}={config[name]} is invalid: it must be at least 1")
 
+    method = config["VONAGE_SIGNATURE_METHOD"] = config["VONAGE_SIGNATURE_METHOD"].lower()
+    if method not in SIGNATURE_METHODS:
+        raise ConfigError(
+            f"VONAGE_SIGNATURE_METHOD={method!r} is invalid: use one of "
+            + ", ".join(SIGNATURE_METHODS)
+        )
+
     config["RECEIPT_CALLBACK_URL"] = build_callback_url(config)
+    config["RUN_PORT"] = os.environ.get("FLASK_RUN_PORT", "5000")
+    config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    config["SESSION_COOKIE_HTTPONLY"] = True
+    config["SESSION_COOKIE_SECURE"] = str(config.get("PUBLIC_URL") or "").startswith("https://")
+    config["REMEMBER_COOKIE_SAMESITE"] = "Lax"
+    config["REMEMBER_COOKIE_HTTPONLY"] = True
+    config["REMEMBER_COOKIE_SECURE"] = config["SESSION_COOKIE_SECURE"]
 
 
 def build_callback_url(config):
-    """Return the per-message receipt URL built from PUBLIC_URL, or None without it."""
+    """Return the per-message receipt URL built from PUBLIC_URL, or None without it.
+
+    With WEBHOOK_TOKEN set the URL carries it as `t`, so Vonage sends it back.
+    """
     public_url = config.get("PUBLIC_URL")
     if not public_url:
         return None
@@ -154,13 +182,18 @@ def build_callback_url(config):
             f"PUBLIC_URL={public_url!r} is invalid: expected a URL such as "
             "https://example.ngrok.app"
         )
-    callback = public_url.rstrip("/") + RECEIPT_PATH
+    callback = public_url.rstrip("/") + RECEIPT_PATH + token_query(config)
     if len(callback) > MAX_CALLBACK_LENGTH:
         raise ConfigError(
-            f"PUBLIC_URL is too long: the receipt URL {callback!r} has {len(callback)} "
-            f"characters and Vonage accepts at most {MAX_CALLBACK_LENGTH}"
+            f"PUBLIC_URL is too long: the receipt URL, with WEBHOOK_TOKEN if set, has "
+            f"{len(callback)} characters and Vonage accepts at most {MAX_CALLBACK_LENGTH}"
         )
     return callback
+
+
+def token_query(config):
+    token = config.get("WEBHOOK_TOKEN")
+    return f"?t={token}" if token else ""
 
 
 def load_instance_secret(path):
@@ -217,13 +250,42 @@ def register_database(app):
 
 
 def register_extensions(app):
+    # First, so that an anonymous request is sent to sign in before any other check.
+    app.before_request(auth.require_login)
     csrf.init_app(app)
     csrf.exempt(receipts.bp)
+    auth.login_manager.init_app(app)
+    auth.limiter.init_app(app)
+
+
+def register_security(app):
+    """Trust the configured proxies and set the security headers."""
+    hops = app.config["TRUSTED_PROXY_HOPS"]
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+
+    @app.after_request
+    def set_security_headers(response):
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "same-origin"
+        return response
+
+    config = app.config
+    receipts_authenticated = config.get("VONAGE_SIGNATURE_SECRET") or config.get("WEBHOOK_TOKEN")
+    if not config["SANDBOX"] and not receipts_authenticated:
+        log.warning(
+            "Receipts are not authenticated: anyone who finds the webhook URL can post "
+            "receipts. Set VONAGE_SIGNATURE_SECRET (signed webhooks) or WEBHOOK_TOKEN."
+        )
 
 
 def register_blueprints(app):
     app.register_blueprint(views.bp)
     app.register_blueprint(receipts.bp)
+    app.register_blueprint(auth.bp)
+    app.cli.add_command(auth.create_user_command)
 
     @app.get("/livez")
     def livez():
@@ -247,6 +309,21 @@ def wants_json():
 
 
 def register_error_handlers(app):
+    @app.errorhandler(429)
+    def handle_rate_limit(error):
+        log.warning(
+            "Rate limit %s hit on %s %s from %s (account %s)",
+            error.description,
+            request.method,
+            request.path,
+            request.remote_addr,
+            auth.current_user.get_id(),
+        )
+        error.description = (
+            f"Too many attempts ({error.description}). Wait a minute, then try again."
+        )
+        return handle_http_error(error)
+
     @app.errorhandler(HTTPException)
     def handle_http_error(error):
         if wants_json():

@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
     JSON,
@@ -178,12 +179,28 @@ def new_client_ref() -> str:
     return f"smstrack-{uuid.uuid4().hex}"
 
 
+class User(UserMixin, db.Model):
+    """A team member who may sign in and send."""
+
+    __tablename__ = "user_account"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<User {self.id}>"
+
+
 class Sms(db.Model):
     """A message as the sender typed it, with the outcome of the send request."""
 
     __tablename__ = "sms"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The account that sent it; the form always sets it.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"), index=True)
     recipient: Mapped[str] = mapped_column(String(15))
     sender: Mapped[str] = mapped_column(String(15))
     text: Mapped[str] = mapped_column(Text)
@@ -211,6 +228,7 @@ class Sms(db.Model):
     parts: Mapped[list[SmsPart]] = relationship(
         back_populates="sms", order_by="SmsPart.position", lazy="selectin"
     )
+    user: Mapped[User | None] = relationship(lazy="selectin")
 
     @property
     def total_price(self) -> Decimal | None:

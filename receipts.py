@@ -7,17 +7,19 @@ is missing. Any other odd field is stored as received.
 """
 
 import hashlib
+import hmac
 import json
 import logging
+import time
 from datetime import UTC, datetime
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 import state
 from models import Receipt, Sms, SmsPart, Status, db
-from sandbox import mask_number
+from sandbox import mask_number, sign_params
 from sending import parse_price
 
 log = logging.getLogger("smstrack.receipts")
@@ -34,6 +36,16 @@ MAX_ATTEMPTS = 3
 def delivery_receipt():
     """Store one delivery receipt and update the message it belongs to."""
     fields = read_fields()
+    problem = authenticity_problem(fields)
+    if problem:
+        log.warning(
+            "Rejected receipt for %r from %s: %s",
+            fields.get("messageId", "")[:40],
+            request.remote_addr,
+            problem,
+        )
+        return jsonify(error="unauthenticated receipt", detail=problem), 401
+
     missing = [name for name in REQUIRED_FIELDS if not fields.get(name, "").strip()]
     if missing:
         log.warning("Rejected receipt without %s from %s", ", ".join(missing), request.remote_addr)
@@ -53,6 +65,55 @@ def read_fields() -> dict[str, str]:
     else:
         fields.update(request.form.items())
     return fields
+
+
+def authenticity_problem(fields: dict[str, str]) -> str | None:
+    """Return why the receipt cannot be trusted, or None when every configured check passes."""
+    config = current_app.config
+    token = config.get("WEBHOOK_TOKEN")
+    if token and not hmac.compare_digest(fields.get("t", "").encode(), token.encode()):
+        return "missing or wrong webhook token (t)"
+
+    secret = config.get("VONAGE_SIGNATURE_SECRET")
+    if secret:
+        problem = signature_problem(fields, secret, config["VONAGE_SIGNATURE_METHOD"])
+        if problem:
+            return problem
+
+    api_key = config.get("VONAGE_API_KEY")
+    sent_key = fields.get("api-key")
+    if api_key and sent_key and not hmac.compare_digest(sent_key.encode(), api_key.encode()):
+        return "api-key names another Vonage account"
+    return None
+
+
+def signature_problem(fields: dict[str, str], secret: str, method: str) -> str | None:
+    """Check `sig` over every other field and the age of `timestamp`."""
+    signature = fields.get("sig", "").strip().lower()
+    if not signature:
+        return "missing signature (sig)"
+
+    signed = {name: value for name, value in fields.items() if name != "sig"}
+    candidates = [signed]
+    if "t" in signed:
+        # NOTE: it is not documented whether Vonage signs a query parameter that is
+        # part of the callback URL itself, so the webhook token may be in or out.
+        candidates.append({name: value for name, value in signed.items() if name != "t"})
+    matches = [
+        hmac.compare_digest(sign_params(candidate, secret, method).encode(), signature.encode())
+        for candidate in candidates
+    ]
+    if not any(matches):
+        return f"invalid signature for method {method}"
+
+    try:
+        signed_at = int(fields.get("timestamp", ""))
+    except ValueError:
+        return "missing or invalid timestamp"
+    age = abs(time.time() - signed_at)
+    if age > current_app.config["VONAGE_SIGNATURE_MAX_AGE"]:
+        return f"timestamp is {int(age)} s away from now"
+    return None
 
 
 def as_text(value) -> str:

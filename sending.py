@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 import requests
-from flask import current_app
+from flask import current_app, url_for
 from sqlalchemy import select
 from vonage import Auth, HttpClientOptions, Vonage
 from vonage_http_client.errors import (
@@ -105,7 +105,7 @@ def send_sms(sms: Sms, webhook_port: int | None = None) -> None:
         text=sms.text,
         type=sms.encoding.value,
         client_ref=sms.client_ref,
-        callback=current_app.config["RECEIPT_CALLBACK_URL"],
+        callback=callback_url(),
     )
     sms_id = sms.id
     log.info("Sending sms %s to %s (%s segments)", sms_id, mask_number(sms.recipient), sms.segments)
@@ -131,6 +131,20 @@ def send_sms(sms: Sms, webhook_port: int | None = None) -> None:
         record_failure(sms_id, failure)
     else:
         record_reply(sms_id, [part.model_dump(by_alias=False) for part in response.messages])
+
+
+def callback_url() -> str | None:
+    """Return the `callback` for a send: from PUBLIC_URL, or a loopback one in the sandbox.
+
+    The sandbox posts to its own loopback address and keeps only the path and query of
+    the callback, which carry the webhook token when one is set.
+    """
+    config = current_app.config
+    if config["RECEIPT_CALLBACK_URL"] or not config["SANDBOX"]:
+        return config["RECEIPT_CALLBACK_URL"]
+    token = config.get("WEBHOOK_TOKEN")
+    path = url_for("webhooks.delivery_receipt", **({"t": token} if token else {}))
+    return f"http://127.0.0.1{path}"
 
 
 def reply_messages(client: Vonage) -> list[dict]:

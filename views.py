@@ -5,10 +5,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 import vonage_codes
+from auth import limiter
 from forms import SendForm, new_idempotency_key
 from models import Sms, Status, db, utcnow
 from sending import send_sms
@@ -47,7 +49,17 @@ def new():
     return render_template("messages/new.html", form=form)
 
 
+def send_rate_limit():
+    return current_app.config["SEND_RATE_LIMIT"]
+
+
+def sender_key():
+    """Count sends per signed-in account, so one team member cannot use up the account."""
+    return f"user:{current_user.get_id() or request.remote_addr}"
+
+
 @bp.post("/messages")
+@limiter.limit(send_rate_limit, key_func=sender_key)
 def create():
     """Store the message, send it, and show the outcome on the list."""
     form = SendForm()
@@ -60,6 +72,7 @@ def create():
         return redirect(url_for("messages.detail", sms_id=existing.id))
 
     sms = Sms(
+        user_id=current_user.id,
         recipient=form.recipient,
         sender=(form.sender.data or "").strip().lstrip("+") or current_app.config["SMS_SENDER"],
         text=form.message_text,

@@ -8,10 +8,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from app import DEFAULTS, create_app
-from models import Sms, SmsPart, Status, db
+from auth import create_user
+from models import Sms, SmsPart, Status, User, db
 
 # The suite must never pick up a developer's real settings (credentials above all),
 # so every setting the app reads is removed from the environment.
@@ -102,9 +104,44 @@ def app(make_app):
     return make_app()
 
 
+TEST_EMAIL = "ada@example.com"
+TEST_PASSWORD = "correct horse battery staple"
+
+
 @pytest.fixture
-def client(app):
+def user(app):
+    """Create the team account the signed-in fixtures use; return its id."""
+    with app.app_context():
+        return create_user(TEST_EMAIL, TEST_PASSWORD).id
+
+
+def sign_in(client, email=TEST_EMAIL, password=TEST_PASSWORD, next_url=None):
+    """Sign in through the real login form; return the response."""
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    url = "/login" + (f"?next={next_url}" if next_url else "")
+    return client.post(url, data={"csrf_token": token, "email": email, "password": password})
+
+
+@pytest.fixture
+def anonymous_client(app):
     return app.test_client()
+
+
+def signed_in_client(app):
+    """Return a test client signed in as the test account, creating it when missing."""
+    with app.app_context():
+        if db.session.scalar(select(User.id).where(User.email == TEST_EMAIL)) is None:
+            create_user(TEST_EMAIL, TEST_PASSWORD)
+    signed_in = app.test_client()
+    response = sign_in(signed_in)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return signed_in
+
+
+@pytest.fixture
+def client(app, user):
+    return signed_in_client(app)
 
 
 @contextmanager

@@ -11,18 +11,33 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from conftest import form_tokens, serve
+from auth import create_user
+from conftest import TEST_EMAIL, TEST_PASSWORD, form_tokens, serve
 from models import Receipt, Sms, Status, db
 
 ROW = re.compile(r'<tr data-sms-id="(\d+)" data-status="([^"]+)"')
 PART = re.compile(r'data-message-id="([^"]*)" data-status="([^"]+)"')
 
 
-@pytest.fixture
-def browser_session():
-    """A plain HTTP client like a browser: cookies kept, no proxies from the environment."""
+def open_session(base_url):
+    """Return a signed-in HTTP client like a browser: cookies kept, no proxies from the
+    environment."""
     session = requests.Session()
     session.trust_env = False
+    page = session.get(f"{base_url}/login", timeout=10).text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    response = session.post(
+        f"{base_url}/login",
+        data={"csrf_token": token, "email": TEST_EMAIL, "password": TEST_PASSWORD},
+        timeout=10,
+    )
+    assert response.url == f"{base_url}/", "sign-in failed"
+    return session
+
+
+@pytest.fixture
+def browser_session(live_server, user):
+    session = open_session(live_server)
     yield session
     session.close()
 
@@ -199,16 +214,19 @@ def test_sender_override_sent(app, live_server, browser_session):
     assert sandbox(app).requests_received[0]["from"] == "AcmeInc"
 
 
-def test_public_url_sets_callback(make_app, browser_session):
+def test_public_url_sets_callback(make_app):
     """With PUBLIC_URL the SDK sends it as `callback`; sandbox receipts still use loopback."""
-    app = make_app(PUBLIC_URL="https://team.example.ngrok.app")
+    app = make_app(PUBLIC_URL="http://team.example.test", WEBHOOK_TOKEN="tok3n")
+    with app.app_context():
+        create_user(TEST_EMAIL, TEST_PASSWORD)
 
     with serve(app) as base_url:
-        sms_id, _page = send(browser_session, base_url, "+14155550100")
-        wait_for_status(browser_session, base_url, sms_id, "delivered")
+        session = open_session(base_url)
+        sms_id, _page = send(session, base_url, "+14155550100")
+        wait_for_status(session, base_url, sms_id, "delivered")
 
     callback = sandbox(app).requests_received[0]["callback"]
-    assert callback == "https://team.example.ngrok.app/webhooks/delivery-receipt"
+    assert callback == "http://team.example.test/webhooks/delivery-receipt?t=tok3n"
 
 
 def test_logs_mask_phone_numbers(app, live_server, browser_session, caplog):
@@ -219,3 +237,25 @@ def test_logs_mask_phone_numbers(app, live_server, browser_session, caplog):
     info = [record.getMessage() for record in caplog.records if record.levelno >= 20]
     assert any("*******0103" in line for line in info)
     assert not any("14155550103" in line for line in info)
+
+
+@pytest.mark.parametrize("method", ["md5hash", "sha256"])
+def test_signed_receipts_end_to_end(make_app, method):
+    """The sandbox signs its receipts with the app's secret; the app verifies them."""
+    app = make_app(
+        VONAGE_SIGNATURE_SECRET="sandbox-signature-secret",
+        VONAGE_SIGNATURE_METHOD=method,
+        WEBHOOK_TOKEN="tok3n",
+    )
+    with app.app_context():
+        create_user(TEST_EMAIL, TEST_PASSWORD)
+
+    with serve(app) as base_url:
+        session = open_session(base_url)
+        sms_id, _page = send(session, base_url, "+14155550101")
+        wait_for_status(session, base_url, sms_id, "delivered")
+
+    with app.app_context():
+        stored = db.session.scalars(select(Receipt)).all()
+        assert len(stored) == 2
+        assert all(receipt.payload.get("sig") for receipt in stored)

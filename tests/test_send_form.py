@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import func, select
 
-from conftest import form_tokens
+from conftest import form_tokens, signed_in_client
 from models import Sms, db
 
 
@@ -39,7 +39,7 @@ def test_missing_text_rejected(app, client):
 
 def test_text_over_segment_limit(make_app):
     app = make_app(MAX_SEGMENTS=2)
-    client = app.test_client()
+    client = signed_in_client(app)
 
     response = post_form(client, to="+14155550100", text="a" * 307)
 
