@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 .PHONY: run test lint clean
 
 run: $(VENV)/.runtime
+	$(BIN)/flask --app app db upgrade
 	FLASK_RUN_PORT=$(PORT) $(BIN)/flask --app app run
 
 test: $(VENV)/.dev

@@ -11,11 +11,16 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import click
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from dotenv import load_dotenv
 from flask import Flask, jsonify, render_template, request
+from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -62,6 +67,7 @@ CONTENT_SECURITY_POLICY = (
 )
 
 csrf = CSRFProtect()
+migrate = Migrate(render_as_batch=True, compare_type=True)
 log = logging.getLogger("smstrack")
 
 
@@ -92,9 +98,40 @@ def create_app(test_config=None, instance_path=None):
     register_security(app)
     register_blueprints(app)
     register_error_handlers(app)
-    if not app.testing:
-        auth.announce_setup(app)
+    if not app.testing and serving():
+        check_schema(app)
     return app
+
+
+def serving():
+    """Tell whether the app is created to serve requests (gunicorn or `flask run`).
+
+    Other `flask` commands, such as `db upgrade` or `create-user`, skip the startup
+    checks: the schema may not exist yet while they run.
+    """
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return True
+    root = context.find_root()
+    return getattr(root, "invoked_subcommand", None) == "run"
+
+
+def check_schema(app):
+    """Warn when the database is behind the migrations; else show the setup link if needed."""
+    with app.app_context():
+        script = ScriptDirectory.from_config(migrate.get_config())
+        head = script.get_current_head()
+        with db.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    if current != head:
+        log.error(
+            "The database schema is at revision %s but this code needs %s: "
+            "run 'flask --app app db upgrade' before starting the app.",
+            current,
+            head,
+        )
+        return
+    auth.announce_setup(app)
 
 
 def read_settings(environ):
@@ -242,11 +279,15 @@ def configure_sqlite(dbapi_connection, connection_record):
 
 
 def register_database(app):
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        # Several gunicorn workers each hold a pool: keep it small, and drop
+        # connections that the server or a proxy closed while idle.
+        app.config.setdefault(
+            "SQLALCHEMY_ENGINE_OPTIONS",
+            {"pool_size": 5, "max_overflow": 5, "pool_pre_ping": True, "pool_recycle": 1800},
+        )
     db.init_app(app)
-    # NOTE: the schema is created in place until migrations exist; a schema change
-    # to an existing table needs the database file removed.
-    with app.app_context():
-        db.create_all()
+    migrate.init_app(app, db, directory=str(Path(app.root_path) / "migrations"))
 
 
 def register_extensions(app):
@@ -293,8 +334,19 @@ def register_blueprints(app):
 
     @app.get("/healthz")
     def healthz():
-        db.session.execute(text("SELECT 1"))
-        return {"status": "ok", "database": "ok", "sandbox": app.config["SANDBOX"]}
+        """Check the database; report the schema revision (None before `db upgrade`)."""
+        try:
+            with db.engine.connect() as connection:
+                revision = MigrationContext.configure(connection).get_current_revision()
+        except SQLAlchemyError as error:
+            log.error("Health check failed: database unreachable (%s)", type(error).__name__)
+            return {"status": "error", "database": "unreachable"}, 503
+        return {
+            "status": "ok",
+            "database": "ok",
+            "revision": revision,
+            "sandbox": app.config["SANDBOX"],
+        }
 
     @app.context_processor
     def inject_mode():

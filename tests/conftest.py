@@ -1,8 +1,10 @@
 """Shared fixtures: a fresh app and database per test, a live server, and Chromium."""
 
+import itertools
 import os
 import re
 import shutil
+import subprocess
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +16,7 @@ from werkzeug.serving import make_server
 from app import DEFAULTS, create_app
 from auth import create_user
 from models import Sms, SmsPart, Status, User, db
+from pg_server import PostgresServer, find_bindir
 
 # The suite must never pick up a developer's real settings (credentials above all),
 # so every setting the app reads is removed from the environment.
@@ -37,6 +40,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 DEBIAN_CHROMIUM = "/usr/bin/chromium"
+# Numbers PostgreSQL databases uniquely across the whole run.
+_database_numbers = itertools.count()
 
 
 def skip_suite(reason):
@@ -78,15 +83,46 @@ def page(browser):
     context.close()
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """Start one throwaway PostgreSQL server for the whole run."""
+    bindir = find_bindir()
+    if bindir is None:
+        skip_suite("PostgreSQL is not installed (apt-get install postgresql)")
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+    except (OSError, subprocess.CalledProcessError) as error:
+        server.stop()
+        details = getattr(error, "stderr", "") or error
+        skip_suite(f"the throwaway PostgreSQL server did not start: {details}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_database(request, tmp_path):
+    """Return a factory of empty databases of one kind: SQLite files or PostgreSQL."""
+    names = itertools.count()
+
+    if request.param == "sqlite":
+        return lambda: f"sqlite:///{tmp_path / f'test-{next(names)}.db'}"
+
+    server = request.getfixturevalue("postgres_server")
+    prefix = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
+    return lambda: server.create_database(f"{prefix}_{next(_database_numbers)}_{next(names)}")
+
+
 @pytest.fixture
-def make_app(tmp_path):
-    """Return a factory of apps, each on its own new SQLite database; stops their sandboxes."""
+def make_app(new_database):
+    """Return a factory of apps, each on its own new database; stops their sandboxes."""
     created = []
 
     def factory(**settings):
-        database = tmp_path / f"test-{len(created)}.db"
-        config = {**TEST_SETTINGS, "DATABASE_URL": f"sqlite:///{database}", **settings}
+        config = {**TEST_SETTINGS, "DATABASE_URL": new_database(), **settings}
         made = create_app(config)
+        with made.app_context():
+            db.create_all()
         created.append(made)
         return made
 
@@ -96,6 +132,7 @@ def make_app(tmp_path):
         if gateway is not None:
             gateway.stop()
         with made.app_context():
+            db.session.remove()
             db.engine.dispose()
 
 

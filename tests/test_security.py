@@ -6,11 +6,20 @@ import re
 import time
 from pathlib import Path
 
+import flask_migrate
 import pytest
 from sqlalchemy import func, select
 
+from app import create_app
 from auth import create_user, setup_token
-from conftest import TEST_EMAIL, TEST_PASSWORD, form_tokens, sign_in, signed_in_client
+from conftest import (
+    TEST_EMAIL,
+    TEST_PASSWORD,
+    TEST_SETTINGS,
+    form_tokens,
+    sign_in,
+    signed_in_client,
+)
 from models import Receipt, Sms, User, db
 from sandbox import SIGNATURE_METHODS, sign_params
 
@@ -167,10 +176,27 @@ def test_setup_rejects_weak_password(app):
     assert count(app, User) == 0
 
 
-def test_setup_link_printed_at_startup(make_app, capsys):
-    app = make_app(TESTING=False)
+def test_setup_link_printed_at_startup(new_database, capsys):
+    config = {**TEST_SETTINGS, "DATABASE_URL": new_database()}
+    with create_app(config).app_context():
+        flask_migrate.upgrade()
+
+    app = create_app({**config, "TESTING": False})
 
     assert f"/setup/{setup_token(app)}" in capsys.readouterr().err
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_startup_warns_when_schema_behind(new_database, caplog):
+    config = {**TEST_SETTINGS, "DATABASE_URL": new_database(), "TESTING": False}
+
+    with caplog.at_level(logging.ERROR, logger="smstrack"):
+        app = create_app(config)
+
+    assert any("db upgrade" in record.getMessage() for record in caplog.records)
+    with app.app_context():
+        db.engine.dispose()
 
 
 # flask create-user -----------------------------------------------------------------
