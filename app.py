@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import click
+import phonenumbers
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from dotenv import load_dotenv
@@ -19,13 +20,14 @@ from flask import Flask, jsonify, render_template, request
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import auth
 import receipts
+import sending
 import views
 from models import db
 from sandbox import SIGNATURE_METHODS
@@ -57,6 +59,19 @@ DEFAULTS = {
     "MESSAGES_PER_PAGE": 25,
 }
 SANDBOX_SENDER = "smstrack"
+# Lower bounds of numeric settings; below them the app cannot work as documented.
+MINIMUMS = {
+    "VONAGE_TIMEOUT": 1,
+    "MAX_SEGMENTS": 1,
+    "MESSAGES_PER_PAGE": 1,
+    "SANDBOX_RECEIPT_DELAY": 0,
+    "RECEIPT_OVERDUE_AFTER": 1,
+    "VONAGE_SIGNATURE_MAX_AGE": 1,
+    "TRUSTED_PROXY_HOPS": 0,
+    # A receipt form body is well under 1 KiB; the send form with 6 Unicode segments
+    # is about 3 KiB.
+    "MAX_CONTENT_LENGTH": 8192,
+}
 RECEIPT_PATH = "/webhooks/delivery-receipt"
 # Vonage rejects a `callback` longer than this (vonage-sms 1.2.0 validates it too).
 MAX_CALLBACK_LENGTH = 100
@@ -71,7 +86,7 @@ migrate = Migrate(render_as_batch=True, compare_type=True)
 log = logging.getLogger("smstrack")
 
 
-class ConfigError(RuntimeError):
+class ConfigError(click.ClickException):
     """A setting is missing or invalid; the message names it and says how to fix it."""
 
 
@@ -131,6 +146,8 @@ def check_schema(app):
             head,
         )
         return
+    with app.app_context():
+        sending.settle_interrupted_sends()
     auth.announce_setup(app)
 
 
@@ -183,9 +200,23 @@ def check_settings(app):
         config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'smstrack.db'}"
     config["SQLALCHEMY_DATABASE_URI"] = config["DATABASE_URL"]
 
-    for name in ("VONAGE_TIMEOUT", "MAX_SEGMENTS", "MESSAGES_PER_PAGE"):
-        if config[name] < 1:
-            raise ConfigError(f"{name}={config[name]} is invalid: it must be at least 1")
+    for name, minimum in MINIMUMS.items():
+        if config[name] < minimum:
+            raise ConfigError(f"{name}={config[name]} is invalid: it must be at least {minimum}")
+
+    region = config["DEFAULT_REGION"] = str(config["DEFAULT_REGION"]).upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(
+            f"DEFAULT_REGION={region!r} is invalid: use a two-letter country code such as US or GB"
+        )
+
+    try:
+        make_url(config["SQLALCHEMY_DATABASE_URI"]).get_dialect()
+    except (ArgumentError, NoSuchModuleError, ImportError) as error:
+        raise ConfigError(
+            "DATABASE_URL is invalid: use sqlite:///path/to/file.db or "
+            f"postgresql+psycopg://user:password@host/database ({error})"
+        ) from None
 
     method = config["VONAGE_SIGNATURE_METHOD"] = config["VONAGE_SIGNATURE_METHOD"].lower()
     if method not in SIGNATURE_METHODS:

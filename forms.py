@@ -7,12 +7,25 @@ import phonenumbers
 from flask import current_app
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, Regexp, ValidationError
+from wtforms.validators import DataRequired, ValidationError
 
 from sms_encoding import Encoding, analyse
 
-ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
-NUMERIC_SENDER = re.compile(r"^\+?[0-9]{4,15}$")
+ALPHANUMERIC_SENDER = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
+NUMERIC_SENDER = re.compile(r"\+?[0-9]{4,15}")
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
+# Control characters other than tab and line breaks, which a phone cannot show.
+INVISIBLE_CHARACTERS = frozenset("\u200b\u200c\u200d\u2060\ufeff")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Number types that cannot receive SMS or cost the sender extra.
+REFUSED_NUMBER_TYPES = {
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+    phonenumbers.PhoneNumberType.TOLL_FREE: "a toll-free number",
+    phonenumbers.PhoneNumberType.SHARED_COST: "a shared-cost number",
+    phonenumbers.PhoneNumberType.UAN: "a universal access number",
+    phonenumbers.PhoneNumberType.VOICEMAIL: "a voicemail access number",
+    phonenumbers.PhoneNumberType.PAGER: "a pager number",
+}
 
 
 def new_idempotency_key() -> str:
@@ -35,23 +48,22 @@ def parse_recipient(value: str, region: str) -> str:
             f"'{value}' is not a valid phone number. Use the international format, "
             f"for example +1 415 555 0100, or a {region} number."
         )
+    if number.extension:
+        raise ValidationError("An SMS cannot reach an extension: remove the extension.")
+    refused = REFUSED_NUMBER_TYPES.get(phonenumbers.number_type(number))
+    if refused:
+        raise ValidationError(f"'{value}' is {refused}, which cannot receive SMS from here.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
 
 
 class SendForm(FlaskForm):
     to = StringField("To", validators=[DataRequired("Enter the recipient's phone number.")])
     text = TextAreaField("Message", validators=[DataRequired("Enter the message text.")])
-    sender = StringField(
-        "From",
-        validators=[Length(max=16, message="The sender is at most 11 letters or 15 digits.")],
-    )
+    sender = StringField("From", filters=[lambda value: value.strip() if value else value])
     # Set by the view when it renders an empty form, never defaulted on POST: a
     # missing key must fail, or a resubmitted form would send again.
     idempotency_key = HiddenField(
-        validators=[
-            DataRequired("The form is missing its submission key: reload the page."),
-            Regexp(r"^[A-Za-z0-9_-]{8,64}$", message="The form's submission key is invalid."),
-        ]
+        validators=[DataRequired("The form is missing its submission key: reload the page.")]
     )
 
     # Set by validation: the values that are stored and sent.
@@ -63,8 +75,22 @@ class SendForm(FlaskForm):
     def validate_to(self, field):
         self.recipient = parse_recipient(field.data.strip(), current_app.config["DEFAULT_REGION"])
 
+    def validate_idempotency_key(self, field):
+        if not IDEMPOTENCY_KEY.fullmatch(field.data):
+            raise ValidationError("The form's submission key is invalid: reload the page.")
+
     def validate_text(self, field):
         self.message_text = normalise_text(field.data)
+        if CONTROL_CHARACTERS.search(self.message_text):
+            raise ValidationError(
+                "The text contains control characters that a phone cannot show: remove them."
+            )
+        if not self.message_text.strip() or not any(
+            character.isprintable() and not character.isspace()
+            for character in self.message_text
+            if character not in INVISIBLE_CHARACTERS
+        ):
+            raise ValidationError("The text has nothing visible in it: write the message.")
         stats = analyse(self.message_text)
         limit = current_app.config["MAX_SEGMENTS"]
         if stats.segments > limit:
@@ -77,8 +103,10 @@ class SendForm(FlaskForm):
         self.segments = stats.segments
 
     def validate_sender(self, field):
-        value = (field.data or "").strip()
-        if value and not (ALPHANUMERIC_SENDER.match(value) or NUMERIC_SENDER.match(value)):
+        value = field.data or ""
+        if value and not (
+            ALPHANUMERIC_SENDER.fullmatch(value) or NUMERIC_SENDER.fullmatch(value)
+        ):
             raise ValidationError(
                 "Use up to 11 letters, digits and spaces (with at least one letter), "
                 "or a phone number of up to 15 digits."

@@ -153,8 +153,16 @@ def status_key(status: Status, message_time: datetime | None = None) -> tuple:
     return (status.rank, 0, 0)
 
 
-def summarise(send_outcome: Status, part_statuses: list[Status]) -> Status:
-    """Return a message's status from its send outcome and its parts' statuses."""
+def summarise(send_outcome: Status, part_statuses: list[Status], segments: int = 0) -> Status:
+    """Return a message's status from its send outcome and its parts' statuses.
+
+    Until Vonage's reply lists the parts, receipts may name only some of them: the
+    `segments` parts not known yet count with the send outcome, so a message is not
+    `delivered` on the word of one part of three.
+    """
+    if send_outcome in (Status.PENDING, Status.OUTCOME_UNKNOWN):
+        missing = max(segments - len(part_statuses), 0)
+        part_statuses = [*part_statuses, *[send_outcome] * missing]
     if not part_statuses:
         return send_outcome
     if Status.SEND_FAILED in part_statuses:

@@ -10,12 +10,14 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl
 
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 import state
 from models import Receipt, Sms, SmsPart, Status, db
@@ -26,7 +28,11 @@ log = logging.getLogger("smstrack.receipts")
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
+# A receipt's client-ref may add a part only to a message whose send reply is missing.
+AWAITING_REPLY = (Status.PENDING, Status.OUTCOME_UNKNOWN)
+
 REQUIRED_FIELDS = ("messageId", "status")
+UNSTORABLE_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
 # Two workers may insert the same new receipt at once; the loser retries and then
 # finds the winner's row.
 MAX_ATTEMPTS = 3
@@ -51,20 +57,41 @@ def delivery_receipt():
         log.warning("Rejected receipt without %s from %s", ", ".join(missing), request.remote_addr)
         return jsonify(error="invalid receipt", missing=missing), 400
 
-    store_receipt(fields)
+    try:
+        store_receipt(fields)
+    except OperationalError as error:
+        # Only a database that stays locked or unreachable gets here: the receipt is
+        # not stored, so a 503 makes Vonage deliver it again later.
+        db.session.rollback()
+        log.error("Receipt for %s not stored: %s", fields["messageId"][:40], error.orig)
+        return jsonify(error="receipt not stored, retry later"), 503, {"Retry-After": "30"}
     return "", 204
 
 
 def read_fields() -> dict[str, str]:
-    """Return the receipt's fields from the query string and the form or JSON body."""
-    fields = {name: value for name, value in request.args.items()}
+    """Return the receipt's fields from the query string and the form or JSON body.
+
+    Bytes that are not UTF-8 become U+FFFD instead of losing the whole body, and NUL
+    or lone surrogates (which no database column takes) become U+FFFD too.
+    """
+    fields = dict(request.args.items())
     if request.is_json:
-        body = request.get_json(silent=True)
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:
+            body = None
         if isinstance(body, dict):
             fields.update({name: as_text(value) for name, value in body.items()})
+    elif request.mimetype == "application/x-www-form-urlencoded":
+        raw = request.get_data(cache=True).decode("utf-8", "replace")
+        fields.update(parse_qsl(raw, keep_blank_values=True))
     else:
         fields.update(request.form.items())
-    return fields
+    return {clean_text(name): clean_text(value) for name, value in fields.items()}
+
+
+def clean_text(value: str) -> str:
+    return UNSTORABLE_CHARACTERS.sub("\ufffd", value)
 
 
 def authenticity_problem(fields: dict[str, str]) -> str | None:
@@ -183,33 +210,41 @@ def store_receipt_once(fields: dict[str, str]) -> None:
     db.session.rollback()
 
     if sms_id is None:
-        if not is_stored(receipt.identity):
-            db.session.add(receipt)
-            db.session.commit()
-            log.info("Receipt for unknown part %s stored until it appears", receipt.message_id)
+        store_waiting(receipt)
         # The send may have stored the part meanwhile; it attaches waiting receipts
         # after its own commit, and this check covers the other interleaving.
         sms_id = find_message(receipt)
         db.session.rollback()
         if sms_id is None:
             return
-        receipt = None
 
     state.lock_message(sms_id)
     sms = db.session.get(Sms, sms_id, populate_existing=True)
-    if receipt is not None:
-        part = find_or_create_part(sms, receipt.message_id)
-        if is_stored(receipt.identity):
-            log.info("Duplicate receipt for %s ignored", receipt.message_id)
-        else:
-            receipt.part_id = part.id
-            db.session.add(receipt)
+    part = find_or_create_part(sms, receipt)
+    if part is None:
+        db.session.rollback()
+        store_waiting(receipt)
+        return
+
+    if is_stored(receipt.identity):
+        log.info("Receipt for %s already stored", receipt.message_id)
     else:
-        part = find_or_create_part(sms, fields["messageId"].strip()[:40])
+        receipt.part_id = part.id
+        db.session.add(receipt)
     db.session.flush()
     state.attach_waiting_receipts(part)
-    state.refresh_message(sms)
+    state.refresh_message(sms, changed=part)
     db.session.commit()
+
+
+def store_waiting(receipt: Receipt) -> None:
+    """Commit a receipt that no part claims yet; a part that appears later takes it."""
+    if is_stored(receipt.identity):
+        db.session.rollback()
+        return
+    db.session.add(receipt)
+    db.session.commit()
+    log.info("Receipt for unknown part %s stored until it appears", receipt.message_id)
 
 
 def log_received(receipt: Receipt) -> None:
@@ -234,32 +269,39 @@ def find_message(receipt: Receipt) -> int | None:
     sms_id = db.session.scalar(
         select(SmsPart.sms_id).where(SmsPart.message_id == receipt.message_id)
     )
-    if sms_id is None and receipt.client_ref:
-        sms_id = db.session.scalar(select(Sms.id).where(Sms.client_ref == receipt.client_ref))
+    if sms_id is None and receipt.client_ref and receipt.known_status is not None:
+        sms_id = db.session.scalar(
+            select(Sms.id).where(
+                Sms.client_ref == receipt.client_ref, Sms.send_outcome.in_(AWAITING_REPLY)
+            )
+        )
     return sms_id
 
 
-def find_or_create_part(sms: Sms, message_id: str) -> SmsPart:
-    """Return the message's part with this id, creating it when only client-ref named it.
+def find_or_create_part(sms: Sms, receipt: Receipt) -> SmsPart | None:
+    """Return the part the receipt names, creating it when only its client-ref matches.
 
-    A receipt can arrive before the send reply, or for a message whose send outcome
-    is unknown: the part exists at Vonage, so it is recorded as submitted.
+    Creating is allowed only while the message has no send reply (the receipt came
+    first, or the outcome is unknown) and for a documented status: once Vonage's reply
+    has listed the parts, a receipt cannot add one.
     """
-    part = db.session.scalar(select(SmsPart).where(SmsPart.message_id == message_id))
+    part = db.session.scalar(select(SmsPart).where(SmsPart.message_id == receipt.message_id))
     if part is not None:
         return part
+    if sms.send_outcome not in AWAITING_REPLY or receipt.known_status is None:
+        return None
 
     position = len(db.session.scalars(select(SmsPart.id).where(SmsPart.sms_id == sms.id)).all())
     part = SmsPart(
         sms_id=sms.id,
         position=position,
-        message_id=message_id,
+        message_id=receipt.message_id,
         send_status=Status.SUBMITTED,
         status=Status.SUBMITTED,
     )
     db.session.add(part)
     db.session.flush()
-    log.info("Receipt for sms %s named new part %s by client-ref", sms.id, message_id)
+    log.info("Receipt for sms %s named new part %s by client-ref", sms.id, receipt.message_id)
     return part
 
 

@@ -7,12 +7,15 @@ lost: each path below ends in a stored status (see `classify_failure`).
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 import requests
 from flask import current_app, url_for
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from vonage import Auth, HttpClientOptions, Vonage
 from vonage_http_client.errors import (
     AuthenticationError,
@@ -30,6 +33,11 @@ from vonage_codes import send_status_meaning
 log = logging.getLogger("smstrack.sending")
 
 SANDBOX_CREDENTIAL = "sandbox"
+RECORD_ATTEMPTS = 3
+# Seconds beyond VONAGE_TIMEOUT before a `pending` message counts as interrupted.
+INTERRUPTED_AFTER_SLACK = 60
+# Numeric(14, 8) holds at most six digits before the point.
+MAX_PRICE = Decimal("1000000")
 
 
 @dataclass(frozen=True)
@@ -108,17 +116,22 @@ def send_sms(sms: Sms, webhook_port: int | None = None) -> None:
         callback=callback_url(),
     )
     sms_id = sms.id
-    log.info("Sending sms %s to %s (%s segments)", sms_id, mask_number(sms.recipient), sms.segments)
+    log.info("Sending sms %s to %s (%s segment(s))", sms_id, mask_number(sms.recipient),
+             sms.segments)
+    # Return the database connection to the pool while Vonage answers, which can
+    # take up to VONAGE_TIMEOUT seconds.
+    db.session.rollback()
 
     try:
         response = client.sms.send(message)
     except PartialFailureError as error:
         # `.response` is the parsed JSON reply, with Vonage's hyphenated keys.
-        record_reply(sms_id, [snake_case_keys(item) for item in error.response["messages"]])
+        messages = [snake_case_keys(item) for item in error.response["messages"]]
+        with_retries(record_reply, sms_id, messages)
     except (SmsError, KeyError):
         # One part refused; the SDK puts the code only into its text (or raises
         # KeyError when the reply lacks `error-text`), so read the reply itself.
-        record_reply(sms_id, reply_messages(client))
+        with_retries(record_reply, sms_id, reply_messages(client))
     except Exception as error:  # noqa: BLE001 - every failure must end in a stored status
         failure = classify_failure(error)
         log.warning(
@@ -128,9 +141,65 @@ def send_sms(sms: Sms, webhook_port: int | None = None) -> None:
             failure.text,
             type(error).__name__,
         )
-        record_failure(sms_id, failure)
+        with_retries(record_failure, sms_id, failure)
     else:
-        record_reply(sms_id, [part.model_dump(by_alias=False) for part in response.messages])
+        messages = [part.model_dump(by_alias=False) for part in response.messages]
+        with_retries(record_reply, sms_id, messages)
+
+
+def with_retries(record, sms_id: int, outcome) -> None:
+    """Store a send outcome, retrying while the database is locked or unreachable.
+
+    If every attempt fails the message stays `pending`; `settle_interrupted_sends`
+    later marks it `outcome-unknown`, because the request may have gone out.
+    """
+    for attempt in range(1, RECORD_ATTEMPTS + 1):
+        try:
+            record(sms_id, outcome)
+            return
+        except OperationalError as error:
+            db.session.rollback()
+            log.error(
+                "Storing the send outcome of sms %s failed (attempt %s of %s): %s",
+                sms_id, attempt, RECORD_ATTEMPTS, error.orig,
+            )
+            if attempt == RECORD_ATTEMPTS:
+                raise
+            time.sleep(0.5 * attempt)
+
+
+def settle_interrupted_sends() -> int:
+    """Mark messages left `pending` by a crash or a lost database as `outcome-unknown`.
+
+    A message is still `pending` only between its commit and the storing of the
+    send's outcome, which takes at most VONAGE_TIMEOUT plus the retries above.
+    """
+    config = current_app.config
+    cutoff = utcnow() - timedelta(seconds=config["VONAGE_TIMEOUT"] + INTERRUPTED_AFTER_SLACK)
+    stale = db.session.scalars(
+        select(Sms.id).where(
+            Sms.status == Status.PENDING,
+            Sms.send_outcome == Status.PENDING,
+            Sms.created_at < cutoff,
+        )
+    ).all()
+    db.session.rollback()
+    failure = Failure(
+        Status.OUTCOME_UNKNOWN,
+        "interrupted",
+        "The app stopped before Vonage's reply was stored; the message may have been sent",
+    )
+    for sms_id in stale:
+        state.lock_message(sms_id)
+        sms = db.session.get(Sms, sms_id, populate_existing=True)
+        if sms.send_outcome == Status.PENDING:
+            sms.send_outcome = failure.status
+            sms.error_code = failure.code
+            sms.error_text = failure.text
+            state.refresh_message(sms)
+            log.warning("Sms %s was left pending by an interrupted send: outcome unknown", sms_id)
+        db.session.commit()
+    return len(stale)
 
 
 def callback_url() -> str | None:
@@ -269,4 +338,6 @@ def parse_price(value) -> Decimal | None:
         price = Decimal(str(value).strip())
     except InvalidOperation:
         return None
-    return price if price.is_finite() and price >= 0 else None
+    if not price.is_finite() or price < 0 or price >= MAX_PRICE:
+        return None
+    return price.quantize(Decimal("0.00000001"))

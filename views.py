@@ -4,7 +4,7 @@ import logging
 from datetime import timedelta
 from decimal import Decimal
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -13,11 +13,15 @@ import vonage_codes
 from auth import limiter
 from forms import SendForm, new_idempotency_key
 from models import Sms, Status, db, utcnow
-from sending import send_sms
+from sending import send_sms, settle_interrupted_sends
 
 log = logging.getLogger("smstrack.views")
 
 bp = Blueprint("messages", __name__)
+
+# Ids are 64-bit integers on every database; a larger number in a URL is simply not found.
+MAX_ID = 2**63 - 1
+MAX_PAGE = 10**9
 
 OUTCOME_FLASHES = {
     Status.SUBMITTED: ("success", "Sent to Vonage. The status follows as receipts arrive."),
@@ -33,10 +37,14 @@ OUTCOME_FLASHES = {
 @bp.get("/")
 def index():
     """List messages, newest first."""
+    raw_page = request.args.get("page", "1")
+    if not raw_page.isdecimal() or not 1 <= int(raw_page) <= MAX_PAGE:
+        abort(404, f"There is no page {raw_page!r} of messages.")
+    number = int(raw_page)
     page = db.paginate(
         select(Sms).order_by(Sms.created_at.desc(), Sms.id.desc()),
+        page=number,
         per_page=current_app.config["MESSAGES_PER_PAGE"],
-        max_per_page=100,
     )
     return render_template("messages/index.html", page=page, overdue_before=overdue_before())
 
@@ -62,6 +70,8 @@ def sender_key():
 @limiter.limit(send_rate_limit, key_func=sender_key)
 def create():
     """Store the message, send it, and show the outcome on the list."""
+    if request.is_json:
+        abort(415, "Send the form as application/x-www-form-urlencoded, as the page does.")
     form = SendForm()
     if not form.validate_on_submit():
         return render_template("messages/new.html", form=form), 422
@@ -88,6 +98,7 @@ def create():
         existing = find_by_idempotency_key(form.idempotency_key.data)
         return redirect(url_for("messages.detail", sms_id=existing.id))
 
+    settle_interrupted_sends()
     send_sms(sms, webhook_port=local_port())
     flash_outcome(sms)
     return redirect(url_for("messages.index"))
@@ -96,6 +107,8 @@ def create():
 @bp.get("/messages/<int:sms_id>")
 def detail(sms_id):
     """Show one message, its parts and every receipt received for them."""
+    if sms_id > MAX_ID:
+        abort(404, f"No message has id {sms_id}.")
     sms = db.get_or_404(Sms, sms_id, description=f"No message has id {sms_id}.")
     overdue = is_overdue(sms, overdue_before())
     return render_template("messages/detail.html", sms=sms, overdue=overdue)
@@ -145,7 +158,7 @@ def format_money(amount):
 @bp.app_template_global()
 def is_overdue(sms, before):
     """Tell whether a message still waits for a final receipt after the overdue limit."""
-    waiting = sms.status.rank < 4 and sms.status != Status.PENDING
+    waiting = sms.status.rank < 4
     return waiting and (sms.submitted_at or sms.created_at) < before
 
 
