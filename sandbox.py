@@ -510,7 +510,8 @@ class _SandboxServer(ThreadingHTTPServer):
     def handle_error(self, request, client_address) -> None:
         error = sys.exc_info()[1]
         if isinstance(error, (ssl.SSLError, ConnectionError, TimeoutError)):
-            logger.warning("SMS sandbox connection from %s failed: %s", client_address[0], error)
+            # Expected after a client timeout (the 0170 number): the client has gone.
+            logger.info("SMS sandbox connection from %s ended early: %s", client_address[0], error)
         else:
             logger.exception("SMS sandbox failed to handle a request from %s", client_address[0])
 

@@ -24,13 +24,50 @@ MAX_ID = 2**63 - 1
 MAX_PAGE = 10**9
 
 OUTCOME_FLASHES = {
-    Status.SUBMITTED: ("success", "Sent to Vonage. The status follows as receipts arrive."),
-    Status.SEND_FAILED: ("error", "Vonage did not send this message: {reason}"),
+    Status.SUBMITTED: ("success", "Sent to {provider}. The status follows as receipts arrive."),
+    Status.SEND_FAILED: ("error", "{provider} did not send this message: {reason}"),
     Status.OUTCOME_UNKNOWN: (
         "warning",
-        "It is unknown whether Vonage sent this message: {reason}. "
+        "It is unknown whether {provider} sent this message: {reason} "
         "It will not be sent again; a delivery receipt will settle it.",
     ),
+}
+# What a person can do about a send-time status code.
+SEND_STATUS_ADVICE = {
+    "1": "wait a minute and send again",
+    "2": "check the number and the text",
+    "3": "check the number and the text",
+    "4": "check VONAGE_API_KEY and VONAGE_API_SECRET",
+    "5": "send again later",
+    "6": "check the number",
+    "7": "the recipient's number is barred; use another number",
+    "8": "contact Vonage support about the account",
+    "9": "top up the Vonage account",
+    "12": "shorten the text",
+    "15": "use another sender id (SMS_SENDER or the From field)",
+    "29": "add the number to the trial account's test numbers, or upgrade the account",
+    "33": "the number is no longer in service",
+}
+STATUS_HELP = {
+    Status.PENDING: "Stored; waiting for Vonage's reply to the send request.",
+    Status.SUBMITTED: "Vonage accepted the message; waiting for the carrier's receipt.",
+    Status.OUTCOME_UNKNOWN: (
+        "Vonage may or may not have sent this message. It will not be sent again on its "
+        "own; a delivery receipt will settle its status."
+    ),
+    Status.ACCEPTED: "The carrier accepted the message; delivery is still pending.",
+    Status.BUFFERED: (
+        "The carrier holds the message, usually because the phone is off or out of "
+        "coverage, and keeps trying."
+    ),
+    Status.UNKNOWN: "The carrier reported no useful information about the delivery.",
+    Status.EXPIRED: (
+        "The carrier gave up before it reached the phone (often a phone that stayed off): "
+        "the message was not delivered."
+    ),
+    Status.REJECTED: "The carrier or Vonage refused the message before delivery.",
+    Status.FAILED: "The carrier could not deliver the message.",
+    Status.SEND_FAILED: "Vonage did not send this message, so it reached no phone.",
 }
 
 
@@ -78,8 +115,7 @@ def create():
 
     existing = find_by_idempotency_key(form.idempotency_key.data)
     if existing is not None:
-        log.info("Repeated submission of sms %s ignored", existing.id)
-        return redirect(url_for("messages.detail", sms_id=existing.id))
+        return show_repeated_submission(existing)
 
     sms = Sms(
         user_id=current_user.id,
@@ -95,8 +131,7 @@ def create():
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        existing = find_by_idempotency_key(form.idempotency_key.data)
-        return redirect(url_for("messages.detail", sms_id=existing.id))
+        return show_repeated_submission(find_by_idempotency_key(form.idempotency_key.data))
 
     settle_interrupted_sends()
     send_sms(sms, webhook_port=local_port())
@@ -118,11 +153,36 @@ def find_by_idempotency_key(key):
     return db.session.scalar(select(Sms).where(Sms.idempotency_key == key))
 
 
+def show_repeated_submission(existing):
+    log.info("Repeated submission of sms %s: not sent again", existing.id)
+    flash("This form was already sent once, so it was not sent again: here is that message.",
+          "warning")
+    return redirect(url_for("messages.detail", sms_id=existing.id))
+
+
 def flash_outcome(sms):
     db.session.refresh(sms)
     category, template = OUTCOME_FLASHES.get(sms.send_outcome, OUTCOME_FLASHES[Status.SUBMITTED])
-    reason = f"{sms.error_text} ({sms.error_code})" if sms.error_code else sms.error_text
-    flash(template.format(reason=reason), category)
+    provider = "the sandbox" if current_app.config["SANDBOX"] else "Vonage"
+    message = template.format(provider=provider, reason=failure_summary(sms))
+    flash(message[0].upper() + message[1:], category)
+
+
+@bp.app_template_global()
+def failure_summary(sms):
+    """Say in plain words why a send failed and what to do, from its stored code."""
+    code = sms.error_code or ""
+    if code.isdigit():
+        advice = SEND_STATUS_ADVICE.get(code)
+        summary = f"{vonage_codes.send_status_meaning(code)} (status {code})"
+        return f"{summary}: {advice}." if advice else f"{summary}."
+    text = (sms.error_text or "").rstrip(".")
+    return f"{text} ({code})." if code else f"{text}."
+
+
+@bp.app_template_global()
+def status_help(status):
+    return STATUS_HELP.get(status)
 
 
 def local_port():

@@ -131,7 +131,7 @@ def test_output_follows_typed_text(counter_page):
     output = counter_page.locator("#count")
 
     textarea.fill("a" * 161)
-    assert output.text_content() == "161 characters · GSM-7 · 2 segments (145 left)"
+    assert output.text_content() == "161 characters · GSM-7 · 2 segments, over the limit of 1"
     assert output.get_attribute("data-segments") == "2"
     assert output.get_attribute("data-encoding") == "text"
     assert "over-limit" in output.get_attribute("class")
@@ -176,7 +176,7 @@ def test_counter_attaches_under_strict_csp(page):
     page.locator("#body").fill("€" * 81)
 
     output = page.locator("#count")
-    assert output.text_content() == "81 characters · GSM-7 · 2 segments (143 left)"
+    assert output.text_content() == "81 characters · GSM-7 · 2 segments, over the limit of 1"
     assert output.get_attribute("data-segments") == "2"
     assert console_messages == []
 

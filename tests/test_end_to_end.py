@@ -126,15 +126,15 @@ def test_triple_receipt_stored_once(app, live_server, browser_session):
 @pytest.mark.parametrize(
     ("number", "final", "shown"),
     [
-        ("+14155550151", "send-failed", "Throughput Rate Exceeded"),
-        ("+14155550153", "send-failed", "(3)"),
-        ("+14155550154", "send-failed", "Bad Credentials"),
-        ("+14155550159", "send-failed", "Quota Exceeded"),
+        ("+14155550151", "send-failed", "Throttled"),
+        ("+14155550153", "send-failed", "Invalid parameters (status 3)"),
+        ("+14155550154", "send-failed", "check VONAGE_API_KEY and VONAGE_API_SECRET"),
+        ("+14155550159", "send-failed", "top up the Vonage account"),
         ("+14155550160", "outcome-unknown", "HTTP 500"),
         ("+14155550161", "send-failed", "HTTP 429"),
         ("+14155550170", "outcome-unknown", "did not reply in time"),
         ("+14155550171", "outcome-unknown", "connection to Vonage dropped"),
-        ("+14155550199", "submitted", "Sent to Vonage"),
+        ("+14155550199", "submitted", "Sent to the sandbox"),
     ],
 )
 def test_send_outcomes(app, live_server, browser_session, number, final, shown):

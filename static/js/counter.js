@@ -129,14 +129,15 @@
     // NOTE: textarea.value ends lines with LF, but a submitted form sends CR LF, which
     // takes one more unit per line break unless the server converts it back to LF.
     var stats = analyse(textarea.value);
-    output.textContent = describe(stats);
+    var maxSegments = parseInt(textarea.getAttribute("data-max-segments"), 10);
+    var over = !isNaN(maxSegments) && stats.segments > maxSegments;
+    // Over the limit, "N left" would mislead: say what the limit is instead.
+    output.textContent = over
+      ? describe(stats).replace(/ \(\d+ left\)$/, "") + ", over the limit of " + maxSegments
+      : describe(stats);
     output.setAttribute("data-segments", String(stats.segments));
     output.setAttribute("data-encoding", stats.encoding);
-
-    var maxSegments = parseInt(textarea.getAttribute("data-max-segments"), 10);
-    if (!isNaN(maxSegments)) {
-      output.classList.toggle("over-limit", stats.segments > maxSegments);
-    }
+    output.classList.toggle("over-limit", over);
   }
 
   function attach(textarea) {
