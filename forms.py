@@ -9,7 +9,13 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, StringField, TextAreaField
 from wtforms.validators import DataRequired, ValidationError
 
-from sms_encoding import Encoding, analyse
+from sms_encoding import (
+    GSM7_BASIC_CHARACTERS,
+    GSM7_EXTENSION_CHARACTERS,
+    MULTI_PART_UNITS,
+    Encoding,
+    analyse,
+)
 
 ALPHANUMERIC_SENDER = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
 NUMERIC_SENDER = re.compile(r"\+?[0-9]{4,15}")
@@ -56,6 +62,24 @@ def parse_recipient(value: str, region: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
 
 
+def too_long_message(text: str, stats, limit: int) -> str:
+    """Say how far to shorten a text, and why a Unicode text holds fewer characters."""
+    capacity = limit * MULTI_PART_UNITS[stats.encoding]
+    message = f"This text needs {stats.segments} segments and the limit is {limit}: "
+    if stats.encoding is Encoding.GSM7:
+        return message + f"shorten it to at most {capacity} characters."
+    special = next(
+        character
+        for character in text
+        if character not in GSM7_BASIC_CHARACTERS and character not in GSM7_EXTENSION_CHARACTERS
+    )
+    return message + (
+        f"shorten it to about {capacity} characters. It contains '{special}', which needs "
+        "Unicode, so each segment holds fewer characters; without such characters it "
+        f"could have {limit * MULTI_PART_UNITS[Encoding.GSM7]}."
+    )
+
+
 class SendForm(FlaskForm):
     to = StringField("To", validators=[DataRequired("Enter the recipient's phone number.")])
     text = TextAreaField("Message", validators=[DataRequired("Enter the message text.")])
@@ -94,11 +118,7 @@ class SendForm(FlaskForm):
         stats = analyse(self.message_text)
         limit = current_app.config["MAX_SEGMENTS"]
         if stats.segments > limit:
-            raise ValidationError(
-                f"This text needs {stats.segments} segments and the limit is {limit}: "
-                f"shorten it to at most {limit * 153} GSM-7 characters "
-                f"or {limit * 67} Unicode characters."
-            )
+            raise ValidationError(too_long_message(self.message_text, stats, limit))
         self.encoding = stats.encoding
         self.segments = stats.segments
 

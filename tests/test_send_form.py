@@ -46,7 +46,20 @@ def test_text_over_segment_limit(make_app):
     page = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "needs 3 segments and the limit is 2" in page
+    assert "at most 306 characters" in page
     assert message_count(app) == 0
+
+
+def test_unicode_text_over_limit_names_character(make_app):
+    app = make_app(MAX_SEGMENTS=1)
+    client = signed_in_client(app)
+
+    response = post_form(client, to="+14155550100", text="✓" + "a" * 70)
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "about 67 characters" in page
+    assert "It contains &#39;✓&#39;, which needs Unicode" in page
 
 
 @pytest.mark.parametrize("sender", ["ThisIsTooLongASender", "bad!sender", "12"])
