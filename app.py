@@ -226,7 +226,6 @@ def check_settings(app):
         )
 
     config["RECEIPT_CALLBACK_URL"] = build_callback_url(config)
-    config["RUN_PORT"] = os.environ.get("FLASK_RUN_PORT", "5000")
     config["SESSION_COOKIE_SAMESITE"] = "Lax"
     config["SESSION_COOKIE_HTTPONLY"] = True
     config["SESSION_COOKIE_SECURE"] = str(config.get("PUBLIC_URL") or "").startswith("https://")

@@ -8,6 +8,7 @@ exists and only with the token that the app prints at startup.
 import getpass
 import hmac
 import logging
+import os
 import re
 import sys
 from urllib.parse import urlsplit
@@ -105,8 +106,13 @@ def setup_token(app) -> str:
 
 
 def setup_url(app) -> str:
-    base = app.config.get("PUBLIC_URL") or f"http://127.0.0.1:{app.config['RUN_PORT']}"
-    return f"{base.rstrip('/')}/setup/{setup_token(app)}"
+    """Return the setup link: on PUBLIC_URL, on the local port when known, else a path."""
+    path = f"/setup/{setup_token(app)}"
+    if app.config.get("PUBLIC_URL"):
+        return app.config["PUBLIC_URL"].rstrip("/") + path
+    bind = os.environ.get("GUNICORN_BIND", "")
+    port = os.environ.get("FLASK_RUN_PORT") or bind.rpartition(":")[2]
+    return f"http://127.0.0.1:{port}{path}" if port.isdigit() else f"{path} on this server"
 
 
 def announce_setup(app) -> None:

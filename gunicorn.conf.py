@@ -6,7 +6,9 @@ Each value can be overridden from the environment or the command line.
 import os
 
 wsgi_app = "app:create_app()"
-bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+# The app reads GUNICORN_BIND too, to print the first-account setup link.
+os.environ.setdefault("GUNICORN_BIND", "127.0.0.1:8000")
+bind = os.environ["GUNICORN_BIND"]
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 # Threads let a worker answer receipts and pages while one of its threads waits on
 # Vonage for up to VONAGE_TIMEOUT seconds.
