@@ -55,6 +55,9 @@ DEFAULTS = {
     "VONAGE_TIMEOUT": 10,
     "RECEIPT_OVERDUE_AFTER": 3600,
     "SANDBOX_RECEIPT_DELAY": 1.0,
+    # Seconds the sandbox's hanging number waits before it answers; 0 means
+    # VONAGE_TIMEOUT + 5, just past the client's timeout.
+    "SANDBOX_HANG_SECONDS": 0.0,
     "LOG_LEVEL": "INFO",
     "MESSAGES_PER_PAGE": 25,
 }
@@ -65,6 +68,7 @@ MINIMUMS = {
     "MAX_SEGMENTS": 1,
     "MESSAGES_PER_PAGE": 1,
     "SANDBOX_RECEIPT_DELAY": 0,
+    "SANDBOX_HANG_SECONDS": 0,
     "RECEIPT_OVERDUE_AFTER": 1,
     "VONAGE_SIGNATURE_MAX_AGE": 1,
     "TRUSTED_PROXY_HOPS": 0,

@@ -19,11 +19,16 @@ The ``to`` number selects the outcome. Any number not listed behaves like 141555
     14155550106  delivered, the identical receipt posted three times
     14155550107  delivered, and the reply waits (at most 2 s) until the receipt is posted
     14155550151  send status 1, throttled
+    14155550152  send status 2 (and 0155 to 0158: statuses 5 to 8)
     14155550153  send status 3, invalid parameters
     14155550154  send status 4, invalid credentials
     14155550159  send status 9, quota exceeded
+    141555501SS  send status SS for SS = 10, 11, 12, 14, 15, 22, 23, 29, 32, 33
     14155550160  HTTP 500
     14155550161  HTTP 429
+    14155550162  HTTP 401 (and 0163: HTTP 403, 0164: HTTP 502)
+    14155550165  send status 1 on the first attempt, then accepted
+    14155550166  HTTP 429 on the first attempt, then accepted
     14155550170  no reply for hang_seconds, then accepted and delivered
     14155550171  reads the request, then closes the connection without a reply
     14155550199  accepted, never a receipt
@@ -74,13 +79,41 @@ RECEIPT_RETRY_BACKOFF_SECONDS = 0.2  # doubled after each failed attempt
 EARLY_RECEIPT_MAX_WAIT_SECONDS = 2.0
 SIGNATURE_METHODS = ("md5hash", "md5", "sha1", "sha256", "sha512")
 
+# Send statuses by number: 01SS answers status SS for SS below 10, 01SS for the
+# two-digit statuses. The error texts follow Vonage's wording where it is known.
+# NOTE: the texts of statuses 2, 3, 5 to 8, 10, 11, 22, 23, 32 and 33 are modelled on
+# Vonage's status table, not copied from real replies.
 SEND_REJECTIONS = {
     "14155550151": ("1", "Throughput Rate Exceeded - please wait [ 30 ] and retry"),
+    "14155550152": ("2", "Missing from param"),
     "14155550153": ("3", "Invalid Message type"),
     "14155550154": ("4", "Bad Credentials"),
+    "14155550155": ("5", "Internal Error"),
+    "14155550156": ("6", "Invalid Message"),
+    "14155550157": ("7", "Number barred"),
+    "14155550158": ("8", "Partner account barred"),
     "14155550159": ("9", "Quota Exceeded - rejected"),
+    "14155550110": ("10", "Too many existing binds"),
+    "14155550111": ("11", "Account not enabled for HTTP"),
+    "14155550112": ("12", "Message too long"),
+    "14155550114": ("14", "Invalid Signature"),
+    "14155550115": ("15", "Illegal Sender Address - rejected"),
+    "14155550122": ("22", "Invalid Network Code"),
+    "14155550123": ("23", "Invalid Callback Url"),
+    "14155550129": ("29", "Non White-listed Destination - rejected"),
+    "14155550132": ("32", "Signature And API Secret Disallowed"),
+    "14155550133": ("33", "Number De-activated"),
 }
-HTTP_FAILURES = {"14155550160": 500, "14155550161": 429}
+HTTP_FAILURES = {
+    "14155550160": 500,
+    "14155550161": 429,
+    "14155550162": 401,
+    "14155550163": 403,
+    "14155550164": 502,
+}
+# Refused on the first attempt only (per client-ref): throttled, then accepted.
+FIRST_ATTEMPT_REJECTIONS = {"14155550165": SEND_REJECTIONS["14155550151"]}
+FIRST_ATTEMPT_HTTP_FAILURES = {"14155550166": 429}
 HANG_NUMBER = "14155550170"
 DROP_NUMBER = "14155550171"
 EARLY_RECEIPT_NUMBER = "14155550107"
@@ -91,10 +124,12 @@ DUPLICATE_RECEIPT_COPIES = {"14155550106": 3}
 PROBLEMS = {
     400: ("bad-request", "Bad Request", "The Content-Length header is invalid."),
     401: ("unauthorized", "Unauthorized", "You did not provide correct credentials."),
+    403: ("forbidden", "Forbidden", "Your account does not have permission for this action."),
     404: ("not-found", "Not Found", "The requested resource does not exist."),
     413: ("payload-too-large", "Payload Too Large", "The request body is too large."),
     429: ("throttled", "Too Many Requests", "Rate limit hit. Please wait and retry."),
     500: ("internal-error", "Internal Server Error", "An internal error occurred."),
+    502: ("bad-gateway", "Bad Gateway", "An upstream service did not answer."),
 }
 
 
@@ -281,6 +316,7 @@ class SandboxGateway:
         self._workers: set[threading.Thread] = set()
         self._lock = threading.RLock()
         self._next_message_id = secrets.randbits(64)
+        self._attempts: dict[tuple[str, str], int] = {}
         self._balance = STARTING_BALANCE
 
     def start(self) -> None:
@@ -353,8 +389,11 @@ class SandboxGateway:
     def _accept_send(self, form: dict, api_key: str) -> tuple[dict, ReceiptJob | None]:
         """Build the API reply for a send and, when it is accepted, its receipt job."""
         rejection = find_invalid_parameter(form)
+        to = normalize_number(form["to"])
         if rejection is None:
-            rejection = SEND_REJECTIONS.get(normalize_number(form["to"]))
+            rejection = SEND_REJECTIONS.get(to)
+        if rejection is None and to in FIRST_ATTEMPT_REJECTIONS and self._first_attempt(form):
+            rejection = FIRST_ATTEMPT_REJECTIONS[to]
         if rejection is not None:
             status, error_text = rejection
             logger.info("SMS sandbox rejected a send to %s with status %s: %s",
@@ -370,6 +409,13 @@ class SandboxGateway:
                     mask_number(to), len(parts), ", ".join(message_ids))
         reply = {"message-count": str(len(messages)), "messages": messages}
         return reply, self._plan_receipts(form, api_key, message_ids)
+
+    def _first_attempt(self, form: dict) -> bool:
+        """Count a send attempt for the form's client-ref; tell whether it is the first."""
+        key = (form.get("to", ""), form.get("client-ref", ""))
+        with self._lock:
+            self._attempts[key] = self._attempts.get(key, 0) + 1
+            return self._attempts[key] == 1
 
     def _accept_part(self, form: dict) -> dict:
         with self._lock:
@@ -562,8 +608,11 @@ class _SmsApiHandler(BaseHTTPRequestHandler):
             logger.info("SMS sandbox closed the connection for %s without a reply",
                         mask_number(to))
             return
-        if to in HTTP_FAILURES:
-            self._send_json(HTTP_FAILURES[to], problem_body(HTTP_FAILURES[to]))
+        status = HTTP_FAILURES.get(to)
+        if status is None and to in FIRST_ATTEMPT_HTTP_FAILURES and gateway._first_attempt(form):
+            status = FIRST_ATTEMPT_HTTP_FAILURES[to]
+        if status is not None:
+            self._send_json(status, problem_body(status))
             return
 
         reply, job = gateway._accept_send(form, api_key)

@@ -34,6 +34,10 @@ log = logging.getLogger("smstrack.sending")
 
 SANDBOX_CREDENTIAL = "sandbox"
 RECORD_ATTEMPTS = 3
+# Throttling (send status 1 or HTTP 429) means nothing was sent, so the send is tried
+# again: 3 attempts with 0.5 s and 1 s between them, 1.5 s in all.
+THROTTLE_ATTEMPTS = 3
+THROTTLE_BACKOFF_SECONDS = 0.5
 # Seconds beyond VONAGE_TIMEOUT before a `pending` message counts as interrupted.
 INTERRUPTED_AFTER_SLACK = 60
 # Numeric(14, 8) holds at most six digits before the point.
@@ -60,9 +64,10 @@ def sandbox_gateway(app) -> SandboxGateway:
     with _sandbox_lock:
         gateway, owner = app.extensions.get("smstrack_sandbox", (None, None))
         if gateway is None or owner != os.getpid():
+            config = app.config
             gateway = SandboxGateway(
-                receipt_delay=app.config["SANDBOX_RECEIPT_DELAY"],
-                hang_seconds=app.config["VONAGE_TIMEOUT"] + 5,
+                receipt_delay=config["SANDBOX_RECEIPT_DELAY"],
+                hang_seconds=config["SANDBOX_HANG_SECONDS"] or config["VONAGE_TIMEOUT"] + 5,
                 signature_secret=app.config.get("VONAGE_SIGNATURE_SECRET"),
                 signature_method=app.config["VONAGE_SIGNATURE_METHOD"],
             )
@@ -122,29 +127,62 @@ def send_sms(sms: Sms, webhook_port: int | None = None) -> None:
     # take up to VONAGE_TIMEOUT seconds.
     db.session.rollback()
 
+    for attempt in range(1, THROTTLE_ATTEMPTS + 1):
+        result = attempt_send(client, message)
+        if not result.throttled or attempt == THROTTLE_ATTEMPTS:
+            break
+        delay = THROTTLE_BACKOFF_SECONDS * 2 ** (attempt - 1)
+        log.warning(
+            "Vonage throttled sms %s (attempt %s of %s); nothing was sent, retrying in %.1f s",
+            sms_id, attempt, THROTTLE_ATTEMPTS, delay,
+        )
+        time.sleep(delay)
+
+    if result.messages is not None:
+        with_retries(record_reply, sms_id, result.messages)
+        return
+    failure = result.failure
+    if result.throttled:
+        failure = Failure(
+            failure.status,
+            failure.code,
+            f"{failure.text} (still after {THROTTLE_ATTEMPTS} attempts)",
+        )
+    log.warning("Send of sms %s ended %s: %s", sms_id, failure.status, failure.text)
+    with_retries(record_failure, sms_id, failure)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """One request to Vonage: its reply's parts, or a failure; `throttled` if nothing
+    was sent because Vonage throttled the account."""
+
+    messages: list[dict] | None = None
+    failure: Failure | None = None
+    throttled: bool = False
+
+
+def attempt_send(client: Vonage, message: SmsMessage) -> SendResult:
+    """Make one send request and classify what came back."""
     try:
         response = client.sms.send(message)
     except PartialFailureError as error:
         # `.response` is the parsed JSON reply, with Vonage's hyphenated keys.
         messages = [snake_case_keys(item) for item in error.response["messages"]]
-        with_retries(record_reply, sms_id, messages)
     except (SmsError, KeyError):
         # One part refused; the SDK puts the code only into its text (or raises
         # KeyError when the reply lacks `error-text`), so read the reply itself.
-        with_retries(record_reply, sms_id, reply_messages(client))
+        messages = reply_messages(client)
     except Exception as error:  # noqa: BLE001 - every failure must end in a stored status
         failure = classify_failure(error)
-        log.warning(
-            "Send of sms %s ended %s: %s (%s)",
-            sms_id,
-            failure.status,
-            failure.text,
-            type(error).__name__,
-        )
-        with_retries(record_failure, sms_id, failure)
+        log.info("Send request failed: %s (%s)", failure.text, type(error).__name__)
+        return SendResult(failure=failure, throttled=isinstance(error, RateLimitedError))
     else:
         messages = [part.model_dump(by_alias=False) for part in response.messages]
-        with_retries(record_reply, sms_id, messages)
+
+    # Status 1 on every part means that Vonage sent nothing; a retry cannot double it.
+    throttled = bool(messages) and all(str(item.get("status")) == "1" for item in messages)
+    return SendResult(messages=messages, throttled=throttled)
 
 
 def with_retries(record, sms_id: int, outcome) -> None:

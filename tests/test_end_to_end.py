@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from auth import create_user
 from conftest import TEST_EMAIL, TEST_PASSWORD, form_tokens, serve
-from models import Receipt, Sms, Status, db
+from models import Receipt, Sms, db
 
 ROW = re.compile(r'<tr data-sms-id="(\d+)" data-status="([^"]+)"')
 PART = re.compile(r'data-message-id="([^"]*)" data-status="([^"]+)"')
@@ -121,34 +121,6 @@ def test_triple_receipt_stored_once(app, live_server, browser_session):
 
     with app.app_context():
         assert len(db.session.scalars(select(Receipt)).all()) == 1
-
-
-@pytest.mark.parametrize(
-    ("number", "final", "shown"),
-    [
-        ("+14155550151", "send-failed", "Throttled"),
-        ("+14155550153", "send-failed", "Invalid parameters (status 3)"),
-        ("+14155550154", "send-failed", "check VONAGE_API_KEY and VONAGE_API_SECRET"),
-        ("+14155550159", "send-failed", "top up the Vonage account"),
-        ("+14155550160", "outcome-unknown", "HTTP 500"),
-        ("+14155550161", "send-failed", "HTTP 429"),
-        ("+14155550170", "outcome-unknown", "did not reply in time"),
-        ("+14155550171", "outcome-unknown", "connection to Vonage dropped"),
-        ("+14155550199", "submitted", "Sent to the sandbox"),
-    ],
-)
-def test_send_outcomes(app, live_server, browser_session, number, final, shown):
-    sms_id, page = send(browser_session, live_server, number)
-
-    assert f'data-sms-id="{sms_id}" data-status="{final}"' in page
-    assert shown in page
-    assert len(sandbox(app).requests_received) == 1
-    with app.app_context():
-        sms = db.session.get(Sms, sms_id)
-        assert sms.status == Status(final)
-        if final != "submitted":
-            assert sms.error_code
-            assert sms.error_text
 
 
 def test_two_part_message(app, live_server, browser_session):
