@@ -6,9 +6,7 @@ Each value can be overridden from the environment or the command line.
 import os
 
 wsgi_app = "app:create_app()"
-# The app reads GUNICORN_BIND too, to print the first-account setup link.
-os.environ.setdefault("GUNICORN_BIND", "127.0.0.1:8000")
-bind = os.environ["GUNICORN_BIND"]
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 # Threads let a worker answer receipts and pages while one of its threads waits on
 # Vonage for up to VONAGE_TIMEOUT seconds.
@@ -26,3 +24,9 @@ errorlog = "-"
 # The access log shows paths, never query strings: a receipt's query string carries
 # the phone number and, with WEBHOOK_TOKEN, the token.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+
+
+def on_starting(server):
+    """Tell the workers the address really bound (a --bind option included), so that
+    the app prints a setup link that works."""
+    os.environ["GUNICORN_BIND"] = server.cfg.bind[0]

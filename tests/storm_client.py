@@ -1,10 +1,11 @@
 """Receipt builders and webhook clients for test_storm.py.
 
-The clients run in "spawn" child processes, so this module imports only `requests`
-and the standard library: a child starts without loading the app.
+The clients run in "spawn" child processes. This module imports only `requests` and
+the standard library, so that a child starts without loading the app.
 """
 
 import random
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +13,7 @@ import requests
 
 RECEIPT_PATH = "/webhooks/delivery-receipt"
 RECEIPT_STATUSES = ("accepted", "buffered", "unknown", "delivered", "expired", "rejected", "failed")
-# Vonage sends err-code 0 with these statuses and a non-zero code with the others.
+# Generated receipts with these statuses carry err-code 0, and the others a non-zero code.
 SUCCESS_STATUSES = ("accepted", "buffered", "delivered")
 ERROR_CODES = ("1", "6", "9")
 # How a receipt reaches the webhook: POST JSON body, POST form or GET query string.
@@ -21,6 +22,16 @@ STYLES = ("json", "form", "query")
 WINDOW_START = datetime(2026, 12, 4, 12, 0, 0, tzinfo=UTC)
 WINDOW_SECONDS = 3600
 REQUEST_TIMEOUT = 30  # seconds
+ROUND_TIMEOUT = 2 * REQUEST_TIMEOUT  # seconds a client waits for the others in a round
+
+# Barrier that send_receipts waits at before each synchronized job, set by join_rounds.
+_round_barrier = None
+
+
+def join_rounds(barrier) -> None:
+    """Set the barrier that send_receipts waits at in this process (a Pool initializer)."""
+    global _round_barrier
+    _round_barrier = barrier
 
 
 def make_receipt(message_id: str, status: str, err_code: str, message_time: datetime) -> dict:
@@ -39,9 +50,14 @@ def make_receipt(message_id: str, status: str, err_code: str, message_time: date
     }
 
 
-def random_receipt(rng: random.Random, message_id: str, message_time: datetime | None = None):
+def random_receipt(
+    rng: random.Random,
+    message_id: str,
+    message_time: datetime | None = None,
+    statuses: tuple[str, ...] = RECEIPT_STATUSES,
+) -> dict:
     """Return a receipt with a random status, err-code and (unless given) message-timestamp."""
-    status = rng.choice(RECEIPT_STATUSES)
+    status = rng.choice(statuses)
     err_code = "0" if status in SUCCESS_STATUSES else rng.choice(ERROR_CODES)
     if message_time is None:
         message_time = WINDOW_START + timedelta(seconds=rng.randrange(WINDOW_SECONDS))
@@ -56,7 +72,7 @@ def new_session() -> requests.Session:
 
 
 def post_receipt(session: requests.Session, base_url: str, style: str, fields: dict):
-    """Send one receipt in the given style; return the response."""
+    """Send one receipt in the given style and return the response."""
     url = base_url + RECEIPT_PATH
     if style == "json":
         return session.post(url, json=fields, timeout=REQUEST_TIMEOUT)
@@ -64,17 +80,27 @@ def post_receipt(session: requests.Session, base_url: str, style: str, fields: d
         return session.post(url, data=fields, timeout=REQUEST_TIMEOUT)
     if style == "query":
         return session.get(url, params=fields, timeout=REQUEST_TIMEOUT)
-    raise ValueError(f"unknown receipt style {style!r}: use one of {', '.join(STYLES)}")
+    raise ValueError(f"invalid receipt style {style!r}: use one of {', '.join(STYLES)}")
 
 
-def send_receipts(base_url: str, jobs: list[tuple[str, dict]]) -> list[int | str]:
-    """Send each (style, fields) job once, in order; return one outcome per job.
+def send_receipts(
+    base_url: str, jobs: list[tuple[str, dict]], synchronized_rounds: int = 0
+) -> list[int | str]:
+    """Send each (style, fields) job once, in order, and return one outcome per job.
 
-    An outcome is the reply's HTTP status code, or the error's text when no reply came.
+    After join_rounds, each of the first `synchronized_rounds` jobs waits until every
+    client has reached the same job. An outcome is the reply's HTTP status code, or
+    the error's text when no reply came.
     """
     outcomes: list[int | str] = []
     with new_session() as session:
-        for style, fields in jobs:
+        for index, (style, fields) in enumerate(jobs):
+            if _round_barrier is not None and index < synchronized_rounds:
+                try:
+                    _round_barrier.wait(timeout=ROUND_TIMEOUT)
+                except threading.BrokenBarrierError:
+                    outcomes.append("not sent: another client stopped or timed out in a round")
+                    continue
             try:
                 response = post_receipt(session, base_url, style, fields)
             except requests.RequestException as error:
@@ -84,11 +110,14 @@ def send_receipts(base_url: str, jobs: list[tuple[str, dict]]) -> list[int | str
     return outcomes
 
 
-def send_until_refused(base_url: str, message_ids: list[str], seed: int, time_limit: float):
-    """Send random receipts until a request fails without a reply, or until time_limit (s).
+def send_until_connection_fails(
+    base_url: str, message_ids: list[str], seed: int, time_limit: float
+):
+    """Send random receipts until a request gets no reply, or for time_limit seconds.
 
     Returns (acknowledged, other_replies, stop_reason): the fields of every receipt
-    answered 2xx, the (status code, fields) of every other reply, and why sending stopped.
+    that got a 2xx reply, the (status code, fields) of every other reply, and why
+    sending stopped.
     """
     rng = random.Random(seed)
     acknowledged: list[dict] = []

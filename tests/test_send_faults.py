@@ -7,7 +7,6 @@ import time
 
 import pytest
 import requests
-from test_end_to_end import ROW, open_session, send, wait_for_status
 from vonage import Auth, HttpClientOptions, Vonage
 from vonage_sms import SmsMessage
 
@@ -15,6 +14,7 @@ from auth import create_user
 from conftest import TEST_EMAIL, TEST_PASSWORD, form_tokens, serve
 from models import Sms, Status, db
 from sending import THROTTLE_ATTEMPTS, classify_failure
+from test_end_to_end import ROW, open_session, send, wait_for_status
 
 SEND_STATUS_TEXT = {
     "02": "Missing parameters",
