@@ -55,7 +55,7 @@ DEFAULTS = {
     "VONAGE_TIMEOUT": 10,
     "RECEIPT_OVERDUE_AFTER": 3600,
     "SANDBOX_RECEIPT_DELAY": 1.0,
-    # Seconds the sandbox's hanging number waits before it answers; 0 means
+    # Seconds the sandbox's hanging number waits before it replies; 0 means
     # VONAGE_TIMEOUT + 5, just past the client's timeout.
     "SANDBOX_HANG_SECONDS": 0.0,
     "LOG_LEVEL": "INFO",
@@ -91,7 +91,7 @@ log = logging.getLogger("smstrack")
 
 
 class ConfigError(click.ClickException):
-    """A setting is missing or invalid; the message names it and says how to fix it."""
+    """A missing or invalid setting; the message names the setting and the fix."""
 
 
 def create_app(test_config=None, instance_path=None):
@@ -99,7 +99,7 @@ def create_app(test_config=None, instance_path=None):
 
     Tests pass `test_config`; the `.env` file is then not read, so a developer's real
     credentials can never reach a test run. `instance_path` defaults to `instance/`
-    beside this file and holds the SQLite database and the sandbox's secret key.
+    beside this file and contains the SQLite database and the sandbox's secret key.
     """
     app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)

@@ -195,7 +195,8 @@ def login():
             target = request.args.get("next")
             return redirect(target if is_safe_next(target) else url_for("messages.index"))
 
-        log.warning("Failed sign-in from %s (account found: %s)", request.remote_addr, bool(user))
+        account = user.id if user is not None else "unknown"
+        log.warning("Failed sign-in from %s (account %s)", request.remote_addr, account)
         flash("The email or password is wrong.", "error")
         return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form)
@@ -254,7 +255,7 @@ def read_password(prompt: str) -> str:
 @click.argument("email")
 @with_appcontext
 def create_user_command(email):
-    """Create an account for EMAIL; asks for the password twice."""
+    """Create an account for EMAIL, prompting for the password twice."""
     password = read_password("Password: ")
     confirmation = read_password("Repeat the password: ")
     if password != confirmation:

@@ -63,7 +63,7 @@ def parse_recipient(value: str, region: str) -> str:
 
 
 def too_long_message(text: str, stats, limit: int) -> str:
-    """Say how far to shorten a text, and why a Unicode text holds fewer characters."""
+    """Say how far to shorten a text, and why fewer Unicode characters fit a segment."""
     capacity = limit * MULTI_PART_UNITS[stats.encoding]
     message = f"This text needs {stats.segments} segments and the limit is {limit}: "
     if stats.encoding is Encoding.GSM7:

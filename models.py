@@ -104,9 +104,9 @@ class Status(enum.StrEnum):
         return self in (Status.EXPIRED, Status.REJECTED, Status.FAILED, Status.SEND_FAILED)
 
 
-# Rank 2 statuses are ordered by time, rank 4 by severity. SEND_FAILED is a final
-# outcome of the send itself; it gets a rank above the receipt finals because a
-# part that Vonage refused has no receipts that could outrank it.
+# Rank 2 statuses are ordered by time, rank 4 by severity. SEND_FAILED is the final
+# outcome of the send itself. It ranks above the receipt finals, because a part that
+# Vonage refused has no receipts that could outrank it.
 _RANKS = {
     Status.PENDING: 0,
     Status.SUBMITTED: 1,
@@ -178,19 +178,21 @@ def summarise(send_outcome: Status, part_statuses: list[Status], segments: int =
     return min(part_statuses, key=lambda status: (status.rank, status == Status.BUFFERED))
 
 
-def _status_column(**kwargs) -> Mapped[Status]:
-    return mapped_column(
-        Enum(
-            Status,
-            name="status",
-            native_enum=False,
-            create_constraint=True,
-            length=20,
-            values_callable=lambda statuses: [status.value for status in statuses],
-            validate_strings=True,
-        ),
-        **kwargs,
+def enum_type(enum_class: type[enum.Enum], name: str, length: int) -> Enum:
+    """Store an enum by its values in a VARCHAR that a CHECK constraint limits to them."""
+    return Enum(
+        enum_class,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=length,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
     )
+
+
+def _status_column(**kwargs) -> Mapped[Status]:
+    return mapped_column(enum_type(Status, "status", 20), **kwargs)
 
 
 def new_client_ref() -> str:
@@ -223,16 +225,7 @@ class Sms(db.Model):
     recipient: Mapped[str] = mapped_column(String(15))
     sender: Mapped[str] = mapped_column(String(15))
     text: Mapped[str] = mapped_column(Text)
-    encoding: Mapped[Encoding] = mapped_column(
-        Enum(
-            Encoding,
-            name="encoding",
-            native_enum=False,
-            create_constraint=True,
-            length=10,
-            values_callable=lambda encodings: [encoding.value for encoding in encodings],
-        )
-    )
+    encoding: Mapped[Encoding] = mapped_column(enum_type(Encoding, "encoding", 10))
     segments: Mapped[int] = mapped_column(Integer)
     client_ref: Mapped[str] = mapped_column(String(100), unique=True, default=new_client_ref)
     idempotency_key: Mapped[str | None] = mapped_column(String(64), unique=True)

@@ -40,13 +40,13 @@ THROTTLE_ATTEMPTS = 3
 THROTTLE_BACKOFF_SECONDS = 0.5
 # Seconds beyond VONAGE_TIMEOUT before a `pending` message counts as interrupted.
 INTERRUPTED_AFTER_SLACK = 60
-# Numeric(14, 8) holds at most six digits before the point.
+# Numeric(14, 8) stores at most six digits before the decimal point.
 MAX_PRICE = Decimal("1000000")
 
 
 @dataclass(frozen=True)
 class Failure:
-    """How a send failed: the resulting status, a code and a text for people."""
+    """The outcome of a failed send: its status, a code and a text for people."""
 
     status: Status
     code: str
@@ -123,8 +123,8 @@ def send_sms(sms: Sms, webhook_port: int | None = None) -> None:
     sms_id = sms.id
     log.info("Sending sms %s to %s (%s segment(s))", sms_id, mask_number(sms.recipient),
              sms.segments)
-    # Return the database connection to the pool while Vonage answers, which can
-    # take up to VONAGE_TIMEOUT seconds.
+    # Return the database connection to the pool while waiting for Vonage's reply,
+    # which can take up to VONAGE_TIMEOUT seconds.
     db.session.rollback()
 
     for attempt in range(1, THROTTLE_ATTEMPTS + 1):

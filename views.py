@@ -32,7 +32,7 @@ OUTCOME_FLASHES = {
         "It will not be sent again; a delivery receipt will settle it.",
     ),
 }
-# What a person can do about a send-time status code.
+# Advice for each send-time status code: the next step for the person sending.
 SEND_STATUS_ADVICE = {
     "1": "wait a minute and send again",
     "2": "check the number and the text",

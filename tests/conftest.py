@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
@@ -212,36 +213,69 @@ def form_tokens(html):
     return tokens
 
 
+def store_submitted_message(message_ids, recipient="14155550100", text="Hello", client_ref=None):
+    """Add a message and its parts as a successful send reply leaves them; no commit.
+
+    Call it inside an app context; returns the message's id.
+    """
+    sms = Sms(
+        recipient=recipient,
+        sender="smstrack",
+        text=text,
+        encoding="text",
+        segments=max(len(message_ids), 1),
+        send_outcome=Status.SUBMITTED,
+        status=Status.SUBMITTED,
+    )
+    if client_ref:
+        sms.client_ref = client_ref
+    db.session.add(sms)
+    db.session.flush()
+    for position, message_id in enumerate(message_ids):
+        db.session.add(
+            SmsPart(
+                sms_id=sms.id,
+                position=position,
+                message_id=message_id,
+                send_status=Status.SUBMITTED,
+                status=Status.SUBMITTED,
+            )
+        )
+    return sms.id
+
+
 @pytest.fixture
 def add_message(app):
     """Store a submitted message with the given part ids, as a send reply would."""
 
     def add(*message_ids, recipient="14155550100", text="Hello", client_ref=None):
         with app.app_context():
-            sms = Sms(
-                recipient=recipient,
-                sender="smstrack",
-                text=text,
-                encoding="text",
-                segments=max(len(message_ids), 1),
-                send_outcome=Status.SUBMITTED,
-                status=Status.SUBMITTED,
-            )
-            if client_ref:
-                sms.client_ref = client_ref
-            db.session.add(sms)
-            db.session.flush()
-            for position, message_id in enumerate(message_ids):
-                db.session.add(
-                    SmsPart(
-                        sms_id=sms.id,
-                        position=position,
-                        message_id=message_id,
-                        send_status=Status.SUBMITTED,
-                        status=Status.SUBMITTED,
-                    )
-                )
+            sms_id = store_submitted_message(message_ids, recipient, text, client_ref)
             db.session.commit()
-            return sms.id
+            return sms_id
 
     return add
+
+
+@contextmanager
+def signed_in_server(app):
+    """Serve the app on a loopback port with a signed-in `requests` session (like a
+    browser: cookies kept, no proxies from the environment); yield both."""
+    with app.app_context():
+        if db.session.scalar(select(User.id).where(User.email == TEST_EMAIL)) is None:
+            create_user(TEST_EMAIL, TEST_PASSWORD)
+    with serve(app) as base_url:
+        session = requests.Session()
+        session.trust_env = False
+        page = session.get(f"{base_url}/login", timeout=10).text
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+        response = session.post(
+            f"{base_url}/login",
+            data={"csrf_token": token, "email": TEST_EMAIL, "password": TEST_PASSWORD},
+            timeout=10,
+        )
+        assert response.url == f"{base_url}/", "sign-in failed"
+        try:
+            yield base_url, session
+        finally:
+            session.close()

@@ -8,38 +8,29 @@ import re
 import time
 
 import pytest
-import requests
 from sqlalchemy import select
 
-from auth import create_user
-from conftest import TEST_EMAIL, TEST_PASSWORD, form_tokens, serve
+from conftest import form_tokens, signed_in_server
 from models import Receipt, Sms, db
 
 ROW = re.compile(r'<tr data-sms-id="(\d+)" data-status="([^"]+)"')
 PART = re.compile(r'data-message-id="([^"]*)" data-status="([^"]+)"')
 
 
-def open_session(base_url):
-    """Return a signed-in HTTP client like a browser: cookies kept, no proxies from the
-    environment."""
-    session = requests.Session()
-    session.trust_env = False
-    page = session.get(f"{base_url}/login", timeout=10).text
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-    response = session.post(
-        f"{base_url}/login",
-        data={"csrf_token": token, "email": TEST_EMAIL, "password": TEST_PASSWORD},
-        timeout=10,
-    )
-    assert response.url == f"{base_url}/", "sign-in failed"
-    return session
+@pytest.fixture
+def served(app):
+    with signed_in_server(app) as (base_url, session):
+        yield base_url, session
 
 
 @pytest.fixture
-def browser_session(live_server, user):
-    session = open_session(live_server)
-    yield session
-    session.close()
+def live_server(served):
+    return served[0]
+
+
+@pytest.fixture
+def browser_session(served):
+    return served[1]
 
 
 def send(session, base_url, to, text="Hello from the test suite", **extra):
@@ -189,11 +180,8 @@ def test_sender_override_sent(app, live_server, browser_session):
 def test_public_url_sets_callback(make_app):
     """With PUBLIC_URL the SDK sends it as `callback`; sandbox receipts still use loopback."""
     app = make_app(PUBLIC_URL="http://team.example.test", WEBHOOK_TOKEN="tok3n")
-    with app.app_context():
-        create_user(TEST_EMAIL, TEST_PASSWORD)
 
-    with serve(app) as base_url:
-        session = open_session(base_url)
+    with signed_in_server(app) as (base_url, session):
         sms_id, _page = send(session, base_url, "+14155550100")
         wait_for_status(session, base_url, sms_id, "delivered")
 
@@ -219,11 +207,8 @@ def test_signed_receipts_end_to_end(make_app, method):
         VONAGE_SIGNATURE_METHOD=method,
         WEBHOOK_TOKEN="tok3n",
     )
-    with app.app_context():
-        create_user(TEST_EMAIL, TEST_PASSWORD)
 
-    with serve(app) as base_url:
-        session = open_session(base_url)
+    with signed_in_server(app) as (base_url, session):
         sms_id, _page = send(session, base_url, "+14155550101")
         wait_for_status(session, base_url, sms_id, "delivered")
 

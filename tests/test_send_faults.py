@@ -10,11 +10,10 @@ import requests
 from vonage import Auth, HttpClientOptions, Vonage
 from vonage_sms import SmsMessage
 
-from auth import create_user
-from conftest import TEST_EMAIL, TEST_PASSWORD, form_tokens, serve
+from conftest import form_tokens, signed_in_server
 from models import Sms, Status, db
 from sending import THROTTLE_ATTEMPTS, classify_failure
-from test_end_to_end import ROW, open_session, send, wait_for_status
+from test_end_to_end import ROW, send, wait_for_status
 
 SEND_STATUS_TEXT = {
     "02": "Missing parameters",
@@ -42,12 +41,8 @@ SEND_STATUS_TEXT = {
 def served(make_app):
     """An app on a real loopback port, with a signed-in client and its sandbox."""
     app = make_app(SANDBOX_HANG_SECONDS=2)
-    with app.app_context():
-        create_user(TEST_EMAIL, TEST_PASSWORD)
-    with serve(app) as base_url:
-        session = open_session(base_url)
+    with signed_in_server(app) as (base_url, session):
         yield app, base_url, session
-        session.close()
 
 
 def sandbox_requests(app):
@@ -171,10 +166,7 @@ def test_concurrent_double_submit_sends_once(served):
 
 def test_submitted_message_flagged_overdue(make_app):
     app = make_app(RECEIPT_OVERDUE_AFTER=1)
-    with app.app_context():
-        create_user(TEST_EMAIL, TEST_PASSWORD)
-    with serve(app) as base_url:
-        session = open_session(base_url)
+    with signed_in_server(app) as (base_url, session):
         sms_id, _page = send(session, base_url, "+14155550199")
         time.sleep(1.2)
         listing = session.get(f"{base_url}/", timeout=10).text

@@ -25,8 +25,8 @@ from sqlalchemy import func, select
 
 import storm_client
 from app import create_app
-from conftest import TEST_SETTINGS
-from models import Receipt, Sms, SmsPart, Status, db
+from conftest import TEST_SETTINGS, store_submitted_message
+from models import Receipt, Sms, SmsPart, db
 from pg_server import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -131,28 +131,8 @@ def create_seeded_database(new_database, message_count: int, rng: random.Random)
         messages = {}
         for number in range(message_count):
             message_ids = [f"{number:08X}{position:08X}" for position in range(rng.randint(1, 3))]
-            sms = Sms(
-                recipient="14155550100",
-                sender="smstrack",
-                text=f"Storm message {number}",
-                encoding="text",
-                segments=len(message_ids),
-                send_outcome=Status.SUBMITTED,
-                status=Status.SUBMITTED,
-            )
-            db.session.add(sms)
-            db.session.flush()
-            for position, message_id in enumerate(message_ids):
-                db.session.add(
-                    SmsPart(
-                        sms_id=sms.id,
-                        position=position,
-                        message_id=message_id,
-                        send_status=Status.SUBMITTED,
-                        status=Status.SUBMITTED,
-                    )
-                )
-            messages[sms.id] = message_ids
+            sms_id = store_submitted_message(message_ids, text=f"Storm message {number}")
+            messages[sms_id] = message_ids
         db.session.commit()
     return url, messages
 
