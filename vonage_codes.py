@@ -13,7 +13,7 @@ SEND_STATUS_MEANINGS = {
     "6": "Invalid message: Vonage could not route it",
     "7": "Number barred",
     "8": "Partner account barred",
-    "9": "Partner quota exceeded: top up the account",
+    "9": "Partner quota exceeded",
     "10": "Too many existing binds",
     "11": "Account not enabled for HTTP",
     "12": "Message too long",
