@@ -226,15 +226,23 @@ def store_receipt_once(fields: dict[str, str]) -> None:
         store_waiting(receipt)
         return
 
-    if is_stored(receipt.identity):
-        log.info("Receipt for %s already stored", receipt.message_id)
-    else:
+    duplicate = is_stored(receipt.identity)
+    if not duplicate:
         receipt.part_id = part.id
         db.session.add(receipt)
     db.session.flush()
     state.attach_waiting_receipts(part)
     state.refresh_message(sms, changed=part)
     db.session.commit()
+    log.info(
+        "Receipt %s for part %s of sms %s %s: part %s, sms %s",
+        receipt.status,
+        receipt.message_id,
+        sms_id,
+        "was a duplicate" if duplicate else "applied",
+        part.status,
+        sms.status,
+    )
 
 
 def store_waiting(receipt: Receipt) -> None:
@@ -255,7 +263,7 @@ def log_received(receipt: Receipt) -> None:
             receipt.status,
         )
     msisdn = receipt.payload.get("msisdn", "")
-    log.info(
+    log.debug(
         "Receipt %s for %s to %s (err-code %s)",
         receipt.status,
         receipt.message_id,

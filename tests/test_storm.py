@@ -32,9 +32,9 @@ from pg_server import free_port
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 4
 CLIENTS = 4
-# 250 messages of 1 to 3 parts with 2 to 4 receipts per part, plus 20% duplicates,
-# make about 1,800 requests.
-STORM_MESSAGES = 250
+# 350 messages of 1 to 3 parts with 2 to 4 receipts per part, plus 20% duplicates,
+# make about 2,500 requests.
+STORM_MESSAGES = 350
 KILL_MESSAGES = 50
 DUPLICATE_SHARE = 0.2
 # Share of receipts that copy the message-timestamp of an earlier receipt of the same
