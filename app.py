@@ -6,19 +6,20 @@ optional test mapping, checks the result, and registers the blueprints.
 
 import logging
 import os
+import re
 import secrets
 import tempfile
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import click
 import phonenumbers
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from dotenv import load_dotenv
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, abort, jsonify, render_template, request
 from flask_migrate import Migrate
-from flask_wtf.csrf import CSRFProtect
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
@@ -26,11 +27,13 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import auth
+import forms
 import receipts
 import sending
 import views
 from models import db
 from sandbox import SIGNATURE_METHODS
+from sending import SANDBOX_CALLBACK_BASE
 
 # Every setting the app reads, with its default. The type of the default decides how
 # an environment value is parsed; None means "a string, unset by default".
@@ -80,6 +83,8 @@ RECEIPT_PATH = "/webhooks/delivery-receipt"
 # Vonage rejects a `callback` longer than this (vonage-sms 1.2.0 validates it too).
 MAX_CALLBACK_LENGTH = 100
 # Only this origin may load scripts, styles and frames; no inline code at all.
+# Views behind HTML forms: they take URL-encoded bodies only.
+FORM_ENDPOINTS = frozenset({"auth.login", "auth.logout", "auth.setup", "messages.create"})
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -232,7 +237,11 @@ def check_settings(app):
     config["RECEIPT_CALLBACK_URL"] = build_callback_url(config)
     config["SESSION_COOKIE_SAMESITE"] = "Lax"
     config["SESSION_COOKIE_HTTPONLY"] = True
-    config["SESSION_COOKIE_SECURE"] = str(config.get("PUBLIC_URL") or "").startswith("https://")
+    public_scheme = urlsplit(config.get("PUBLIC_URL") or "").scheme.lower()
+    config["SESSION_COOKIE_SECURE"] = public_scheme == "https"
+    # A CSRF token lives as long as the session that it is bound to: a form left open
+    # for hours still submits.
+    config["WTF_CSRF_TIME_LIMIT"] = None
     config["REMEMBER_COOKIE_SAMESITE"] = "Lax"
     config["REMEMBER_COOKIE_HTTPONLY"] = True
     config["REMEMBER_COOKIE_SECURE"] = config["SESSION_COOKIE_SECURE"]
@@ -245,26 +254,34 @@ def build_callback_url(config):
     """
     public_url = config.get("PUBLIC_URL")
     if not public_url:
+        if config["SANDBOX"]:
+            # The sandbox gets a loopback callback; the SDK checks its length too.
+            check_callback_length(SANDBOX_CALLBACK_BASE + RECEIPT_PATH + token_query(config))
         return None
 
     parts = urlsplit(public_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise ConfigError(
             f"PUBLIC_URL={public_url!r} is invalid: expected a URL such as "
             "https://example.ngrok.app"
         )
     callback = public_url.rstrip("/") + RECEIPT_PATH + token_query(config)
+    check_callback_length(callback)
+    return callback
+
+
+def check_callback_length(callback):
     if len(callback) > MAX_CALLBACK_LENGTH:
         raise ConfigError(
-            f"PUBLIC_URL is too long: the receipt URL, with WEBHOOK_TOKEN if set, has "
-            f"{len(callback)} characters and Vonage accepts at most {MAX_CALLBACK_LENGTH}"
+            f"PUBLIC_URL or WEBHOOK_TOKEN is too long: the receipt URL built from them has "
+            f"{len(callback)} characters and Vonage accepts at most {MAX_CALLBACK_LENGTH}; "
+            "shorten the token or the URL"
         )
-    return callback
 
 
 def token_query(config):
     token = config.get("WEBHOOK_TOKEN")
-    return f"?t={token}" if token else ""
+    return "?" + urlencode({"t": token}) if token else ""
 
 
 def load_instance_secret(path):
@@ -299,6 +316,25 @@ def register_logging(app):
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The SDK logs request headers, Basic auth included, at DEBUG: keep it quieter.
     logging.getLogger("vonage").setLevel(logging.WARNING)
+    # The development server logs each request line; a receipt's query string carries
+    # a phone number and, with WEBHOOK_TOKEN, the token.
+    request_log = logging.getLogger("werkzeug")
+    if not any(isinstance(item, QueryStringFilter) for item in request_log.filters):
+        request_log.addFilter(QueryStringFilter())
+
+
+class QueryStringFilter(logging.Filter):
+    """Remove query strings from the request lines that a log record carries."""
+
+    QUERY = re.compile(r"\?[^\s\"]*")
+
+    def filter(self, record):
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self.QUERY.sub("", item) if isinstance(item, str) else item
+                for item in record.args
+            )
+        return True
 
 
 @event.listens_for(Engine, "connect")
@@ -338,6 +374,21 @@ def register_security(app):
     hops = app.config["TRUSTED_PROXY_HOPS"]
     if hops > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+
+    @app.before_request
+    def check_request_body():
+        """Refuse bodies over the limit on every route, and form posts in other encodings.
+
+        Flask enforces MAX_CONTENT_LENGTH only where a view reads the body; the forms
+        are posted URL-encoded by their pages, and JSON or multipart values (numbers,
+        files) would reach fields that expect text.
+        """
+        declared = request.content_length
+        if declared is not None and declared > app.config["MAX_CONTENT_LENGTH"]:
+            abort(413)
+        if request.method == "POST" and request.endpoint in FORM_ENDPOINTS:
+            if request.mimetype != "application/x-www-form-urlencoded":
+                abort(415, "Send the form as application/x-www-form-urlencoded, as the page does.")
 
     @app.after_request
     def set_security_headers(response):
@@ -408,6 +459,26 @@ def register_error_handlers(app):
         error.description = (
             f"Too many attempts ({error.description}). Wait a minute, then try again."
         )
+        return handle_http_error(error)
+
+    @app.errorhandler(CSRFError)
+    def handle_csrf_error(error):
+        """Show the form again, with what was typed, instead of a bare 400."""
+        log.warning("CSRF check failed on %s from %s: %s", request.path, request.remote_addr,
+                    error.description)
+        problem = (
+            "The form's security token is missing or no longer valid, for example because "
+            "you signed out meanwhile. Check the fields and submit again."
+        )
+        if request.endpoint == "messages.create":
+            form = forms.SendForm(formdata=request.form)
+            if not form.idempotency_key.data:
+                form.idempotency_key.data = forms.new_idempotency_key()
+            return render_template("messages/new.html", form=form, form_problem=problem), 400
+        if request.endpoint == "auth.login":
+            form = auth.LoginForm(formdata=request.form)
+            return render_template("auth/login.html", form=form, form_problem=problem), 400
+        error.description = problem
         return handle_http_error(error)
 
     @app.errorhandler(HTTPException)

@@ -29,7 +29,8 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
@@ -56,6 +57,9 @@ COMMON_PASSWORDS = frozenset(
     {"password1234", "123456789012", "qwertyuiop12", "passwordpassword", "letmeinletmein"}
 )
 PASSWORD_HASH_METHOD = "scrypt"
+# Checked when the email has no account, so that a wrong email takes as long as a
+# wrong password and the timing does not reveal which emails have accounts.
+UNKNOWN_ACCOUNT_HASH = generate_password_hash("no account has this password", "scrypt")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -90,7 +94,11 @@ def create_user(email: str, password: str) -> User:
 
     user = User(email=email, password_hash=generate_password_hash(password, PASSWORD_HASH_METHOD))
     db.session.add(user)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise ValueError(f"An account for {email} already exists.") from None
     log.info("Created account %s", user.id)
     return user
 
@@ -130,7 +138,7 @@ def announce_setup(app) -> None:
 
 def is_safe_next(target: str | None) -> bool:
     """Tell whether a `next` target stays on this site (a path, not a URL elsewhere)."""
-    if not target:
+    if not target or any(ord(character) < 0x20 or ord(character) == 0x7F for character in target):
         return False
     parts = urlsplit(target)
     return (
@@ -189,7 +197,8 @@ def login():
     if form.validate_on_submit():
         email = normalise_email(form.email.data)
         user = db.session.scalar(select(User).where(User.email == email))
-        if user is not None and check_password_hash(user.password_hash, form.password.data):
+        password_hash = user.password_hash if user is not None else UNKNOWN_ACCOUNT_HASH
+        if check_password_hash(password_hash, form.password.data) and user is not None:
             login_user(user)
             log.info("Account %s signed in from %s", user.id, request.remote_addr)
             target = request.args.get("next")
@@ -223,6 +232,12 @@ def setup(token):
 
     form = SetupForm()
     if form.validate_on_submit():
+        # Two setups at once must not both pass the check above: take the accounts
+        # table's write lock, then check again.
+        lock_accounts()
+        if account_exists():
+            db.session.rollback()
+            abort(404)
         try:
             user = create_user(form.email.data, form.password.data)
         except ValueError as error:
@@ -232,6 +247,16 @@ def setup(token):
             flash("Your account is ready.", "success")
             return redirect(url_for("messages.index"))
     return render_template("auth/setup.html", form=form)
+
+
+def lock_accounts() -> None:
+    """Take a write lock on the accounts table until the transaction ends."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text("LOCK TABLE user_account IN SHARE ROW EXCLUSIVE MODE"))
+    else:
+        # A write statement takes SQLite's database write lock, even when it matches
+        # no row.
+        db.session.execute(text("DELETE FROM user_account WHERE 1 = 0"))
 
 
 def require_login():
@@ -247,7 +272,11 @@ def read_password(prompt: str) -> str:
     """Read a password from the terminal without echo, or a line from piped stdin."""
     if sys.stdin.isatty():
         return getpass.getpass(prompt)
-    line = sys.stdin.readline()
+    try:
+        line = sys.stdin.readline()
+        line.encode("utf-8")
+    except UnicodeError:
+        raise click.ClickException("The password is not valid UTF-8 text.") from None
     return line.rstrip("\n").rstrip("\r")
 
 

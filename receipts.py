@@ -119,6 +119,10 @@ def signature_problem(fields: dict[str, str], secret: str, method: str) -> str |
     signature = fields.get("sig", "").strip().lower()
     if not signature:
         return "missing signature (sig)"
+    # Vonage's scheme joins name=value pairs with & and escapes values only, so a
+    # name that contains either character could pass two fields off as one.
+    if any("&" in name or "=" in name for name in fields):
+        return "a field name contains & or ="
 
     signed = {name: value for name, value in fields.items() if name != "sig"}
     candidates = [signed]

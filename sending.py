@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 
 import requests
 from flask import current_app, url_for
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from vonage import Auth, HttpClientOptions, Vonage
@@ -33,6 +34,8 @@ from vonage_codes import send_status_meaning
 log = logging.getLogger("smstrack.sending")
 
 SANDBOX_CREDENTIAL = "sandbox"
+# The sandbox keeps only the path and query of a callback and posts to loopback.
+SANDBOX_CALLBACK_BASE = "http://127.0.0.1"
 RECORD_ATTEMPTS = 3
 # Throttling (send status 1 or HTTP 429) means nothing was sent, so the send is tried
 # again: 3 attempts with 0.5 s and 1 s between them, 1.5 s in all.
@@ -111,18 +114,25 @@ def build_client(webhook_port: int | None) -> Vonage:
 
 def send_sms(sms: Sms, webhook_port: int | None = None) -> None:
     """Send a committed message through Vonage and store the outcome of every part."""
-    client = build_client(webhook_port)
-    message = SmsMessage(
-        to=sms.recipient,
-        from_=sms.sender,
-        text=sms.text,
-        type=sms.encoding.value,
-        client_ref=sms.client_ref,
-        callback=callback_url(),
-    )
     sms_id = sms.id
     log.info("Sending sms %s to %s (%s segment(s))", sms_id, mask_number(sms.recipient),
              sms.segments)
+    try:
+        message = SmsMessage(
+            to=sms.recipient,
+            from_=sms.sender,
+            text=sms.text,
+            type=sms.encoding.value,
+            client_ref=sms.client_ref,
+            callback=callback_url(),
+        )
+    except ValidationError as error:
+        # The SDK checks the request before sending it, so nothing went out.
+        failure = Failure(Status.SEND_FAILED, "invalid request", f"The request is invalid: {error}")
+        log.error("Send of sms %s not attempted: %s", sms_id, error)
+        with_retries(record_failure, sms_id, failure)
+        return
+    client = build_client(webhook_port)
     # Return the database connection to the pool while waiting for Vonage's reply,
     # which can take up to VONAGE_TIMEOUT seconds.
     db.session.rollback()
@@ -251,7 +261,7 @@ def callback_url() -> str | None:
         return config["RECEIPT_CALLBACK_URL"]
     token = config.get("WEBHOOK_TOKEN")
     path = url_for("webhooks.delivery_receipt", **({"t": token} if token else {}))
-    return f"http://127.0.0.1{path}"
+    return f"{SANDBOX_CALLBACK_BASE}{path}"
 
 
 def reply_messages(client: Vonage) -> list[dict]:

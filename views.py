@@ -78,6 +78,7 @@ def index():
     if not raw_page.isdecimal() or not 1 <= int(raw_page) <= MAX_PAGE:
         abort(404, f"There is no page {raw_page!r} of messages.")
     number = int(raw_page)
+    settle_interrupted_sends()
     page = db.paginate(
         select(Sms).order_by(Sms.created_at.desc(), Sms.id.desc()),
         page=number,
@@ -107,8 +108,6 @@ def sender_key():
 @limiter.limit(send_rate_limit, key_func=sender_key)
 def create():
     """Store the message, send it, and show the outcome on the list."""
-    if request.is_json:
-        abort(415, "Send the form as application/x-www-form-urlencoded, as the page does.")
     form = SendForm()
     if not form.validate_on_submit():
         return render_template("messages/new.html", form=form), 422

@@ -216,3 +216,12 @@ def test_signed_receipts_end_to_end(make_app, method):
         stored = db.session.scalars(select(Receipt)).all()
         assert len(stored) == 2
         assert all(receipt.payload.get("sig") for receipt in stored)
+
+
+def test_token_with_url_characters_delivered(make_app):
+    """A base64 token (+, /, =) survives the trip through the callback URL."""
+    app = make_app(PUBLIC_URL="http://team.example.test", WEBHOOK_TOKEN="Zm9v+YmFy/YmF6=")
+
+    with signed_in_server(app) as (base_url, session):
+        sms_id, _page = send(session, base_url, "+14155550100")
+        wait_for_status(session, base_url, sms_id, "delivered")

@@ -251,3 +251,16 @@ def test_old_pending_message_flagged_overdue(make_app):
         db.session.commit()
 
     assert 'data-overdue="true"' in client.get("/").get_data(as_text=True)
+
+
+def test_list_page_settles_interrupted_sends(app, client, add_message):
+    sms_id = add_message()
+    with app.app_context():
+        sms = db.session.get(Sms, sms_id)
+        sms.send_outcome = sms.status = Status.PENDING
+        sms.created_at = utcnow() - timedelta(seconds=3600)
+        db.session.commit()
+
+    page = client.get("/").get_data(as_text=True)
+
+    assert f'data-sms-id="{sms_id}" data-status="outcome-unknown"' in page

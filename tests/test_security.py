@@ -1,22 +1,26 @@
 """Access control, receipt authenticity, rate limits, headers and logs."""
 
+import io
 import json
 import logging
 import re
+import threading
 import time
 from pathlib import Path
 
 import flask_migrate
 import pytest
+import requests
 from sqlalchemy import func, select
 
-from app import create_app
+from app import ConfigError, create_app
 from auth import create_user, setup_token
 from conftest import (
     TEST_EMAIL,
     TEST_PASSWORD,
     TEST_SETTINGS,
     form_tokens,
+    serve,
     sign_in,
     signed_in_client,
 )
@@ -457,3 +461,154 @@ def test_logs_hold_no_secret(make_app, caplog):
         assert secret not in logged
     info = [record.getMessage() for record in caplog.records if record.levelno >= logging.INFO]
     assert not any("14155550199" in line or "14155550100" in line for line in info)
+
+
+# Found by an adversarial pass ---------------------------------------------------------
+
+
+def test_sandbox_token_too_long_rejected(make_app):
+    with pytest.raises(ConfigError, match="WEBHOOK_TOKEN is too long"):
+        make_app(WEBHOOK_TOKEN="x" * 64)
+
+
+def test_callback_token_url_encoded(make_app):
+    app = make_app(PUBLIC_URL="https://t.example", WEBHOOK_TOKEN="Zm9v+YmFy/YmF6=")
+
+    callback = app.config["RECEIPT_CALLBACK_URL"]
+
+    assert callback == "https://t.example/webhooks/delivery-receipt?t=Zm9v%2BYmFy%2FYmF6%3D"
+
+
+def test_uppercase_https_sets_secure_cookie(make_app):
+    app = make_app(PUBLIC_URL="HTTPS://t.example")
+
+    cookie = app.test_client().get("/login").headers.get("Set-Cookie", "")
+
+    assert "Secure" in cookie
+
+
+@pytest.mark.parametrize("target", ["/%0d%0aSet-Cookie:x=1", "/messages%09/new", "/%00x"])
+def test_next_with_control_characters_ignored(app, user, target):
+    response = sign_in(app.test_client(), next_url=target)
+
+    assert response.status_code == 302
+    assert response.location == "/"
+
+
+@pytest.mark.parametrize("path", ["/login", "/messages"])
+def test_json_form_post_is_415(app, client, path):
+    token = form_tokens(client.get("/messages/new").get_data(as_text=True))["csrf_token"]
+
+    response = client.post(
+        path,
+        json={"email": TEST_EMAIL, "password": TEST_PASSWORD, "to": 1, "text": 5},
+        headers={"X-CSRFToken": token},
+    )
+
+    assert response.status_code == 415
+
+
+def test_multipart_login_is_415(app, user):
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+
+    response = client.post(
+        "/login",
+        data={"csrf_token": token, "email": (io.BytesIO(b"x"), "e.txt"), "password": "p"},
+        content_type="multipart/form-data",
+    )
+
+    assert response.status_code == 415
+
+
+def test_missing_csrf_keeps_typed_text(app, client):
+    tokens = form_tokens(client.get("/messages/new").get_data(as_text=True))
+
+    response = client.post(
+        "/messages",
+        data={
+            "to": "+14155550199",
+            "text": "Keep me",
+            "idempotency_key": tokens["idempotency_key"],
+        },
+    )
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "security token is missing or no longer valid" in page
+    assert "Keep me</textarea>" in page
+    assert count(app, Sms) == 0
+
+
+def test_get_with_large_body_is_413(client):
+    response = client.get("/", data="x" * 70000, content_type="text/plain")
+
+    assert response.status_code == 413
+
+
+def test_signed_field_name_with_separator_rejected(make_app):
+    app = make_app(VONAGE_SIGNATURE_SECRET=SECRET, VONAGE_SIGNATURE_METHOD="sha256")
+    fields = fresh_receipt()
+    fields.pop("err-code")
+    fields["api-key=abcd1234&err-code"] = "0"
+
+    response = app.test_client().post(URL, json=signed(fields, "sha256"))
+
+    assert response.status_code == 401
+    assert count(app, Receipt) == 0
+
+
+def test_concurrent_setup_creates_one_account(app):
+    token = setup_token(app)
+    clients = [app.test_client() for _ in range(6)]
+    fields = [
+        setup_fields(
+            client,
+            token,
+            email=f"first{index % 3}@example.com",
+            password=TEST_PASSWORD,
+            confirm=TEST_PASSWORD,
+        )
+        for index, client in enumerate(clients)
+    ]
+    barrier = threading.Barrier(len(clients))
+    codes = []
+
+    def submit(client, data):
+        barrier.wait()
+        codes.append(client.post(f"/setup/{token}", data=data).status_code)
+
+    threads = [
+        threading.Thread(target=submit, args=(client, data))
+        for client, data in zip(clients, fields, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert count(app, User) == 1
+    assert sorted(codes) == [302] + [404] * (len(clients) - 1)
+
+
+def test_create_user_rejects_invalid_utf8(app):
+    result = app.test_cli_runner().invoke(
+        args=["create-user", "bob@example.com"], input=b"\xff\xfe password\n\xff\xfe password\n"
+    )
+
+    assert result.exit_code != 0
+    assert "Nothing was created" in result.output or "UTF-8" in result.output
+    assert count(app, User) == 0
+
+
+def test_request_log_hides_query_string(app, caplog):
+    with serve(app) as base_url, caplog.at_level(logging.INFO, logger="werkzeug"):
+        requests.get(
+            f"{base_url}/webhooks/delivery-receipt?t=s3cr3t-value&msisdn=14155550123",
+            timeout=10,
+        )
+
+    request_lines = [record.getMessage() for record in caplog.records if record.name == "werkzeug"]
+    assert any("/webhooks/delivery-receipt" in line for line in request_lines)
+    assert not any("s3cr3t-value" in line or "14155550123" in line for line in request_lines)
