@@ -20,6 +20,7 @@ from dotenv import load_dotenv
 from flask import Flask, abort, jsonify, render_template, request
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from limits.errors import ConfigurationError as LimitsConfigurationError
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
@@ -324,17 +325,22 @@ def register_logging(app):
 
 
 class QueryStringFilter(logging.Filter):
-    """Remove query strings from the request lines that a log record carries."""
+    """Remove query strings and setup tokens from the request lines of a log record."""
 
     QUERY = re.compile(r"\?[^\s\"]*")
+    SETUP_TOKEN = re.compile(r"/setup/[^\s\"?]+")
 
     def filter(self, record):
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                self.QUERY.sub("", item) if isinstance(item, str) else item
-                for item in record.args
-            )
+            record.args = tuple(self.redact(item) for item in record.args)
         return True
+
+    @classmethod
+    def redact(cls, item):
+        """Drop the query string and the setup token from a request line."""
+        if not isinstance(item, str):
+            return item
+        return cls.SETUP_TOKEN.sub("/setup/…", cls.QUERY.sub("", item))
 
 
 @event.listens_for(Engine, "connect")
@@ -366,7 +372,13 @@ def register_extensions(app):
     csrf.init_app(app)
     csrf.exempt(receipts.bp)
     auth.login_manager.init_app(app)
-    auth.limiter.init_app(app)
+    try:
+        auth.limiter.init_app(app)
+    except LimitsConfigurationError as error:
+        raise ConfigError(
+            f"RATELIMIT_STORAGE_URI={app.config['RATELIMIT_STORAGE_URI']!r} is invalid: "
+            f"{error}; use memory:// or redis://host:6379/0"
+        ) from None
 
 
 def register_security(app):

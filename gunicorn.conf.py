@@ -4,6 +4,9 @@ Each value can be overridden from the environment or the command line.
 """
 
 import os
+import re
+
+from gunicorn.glogging import Logger
 
 wsgi_app = "app:create_app()"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
@@ -28,5 +31,26 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 
 def on_starting(server):
     """Tell the workers the address really bound (a --bind option included), so that
-    the app prints a setup link that works."""
+    the app prints a setup link that works; warn about per-worker rate limits."""
     os.environ["GUNICORN_BIND"] = server.cfg.bind[0]
+    storage = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    if server.cfg.workers > 1 and storage.startswith("memory://"):
+        server.log.warning(
+            "RATELIMIT_STORAGE_URI is memory://, so each of the %s workers counts its own "
+            "rate limits: set it to redis://... to enforce them across workers",
+            server.cfg.workers,
+        )
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger, with the one-time setup token left out of access log lines."""
+
+    SETUP_TOKEN = re.compile(r"/setup/[^/?\s]+")
+
+    def atoms(self, resp, req, environ, request_time):
+        values = super().atoms(resp, req, environ, request_time)
+        values["U"] = self.SETUP_TOKEN.sub("/setup/…", values["U"])
+        return values
+
+
+logger_class = RedactingLogger

@@ -62,7 +62,7 @@ import trustme
 
 import sms_encoding
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("smstrack.sandbox")
 
 MESSAGE_PRICE = "0.00570000"
 NETWORK_CODE = "310090"
