@@ -389,11 +389,11 @@ def register_security(app):
 
     @app.before_request
     def check_request_body():
-        """Refuse bodies over the limit on every route, and form posts in other encodings.
+        """Reject bodies over the limit on every route, and form posts in other encodings.
 
-        Flask enforces MAX_CONTENT_LENGTH only where a view reads the body; the forms
-        are posted URL-encoded by their pages, and JSON or multipart values (numbers,
-        files) would reach fields that expect text.
+        Flask enforces MAX_CONTENT_LENGTH only where a view reads the body. The pages
+        post their forms URL-encoded, and JSON or multipart values (numbers, files)
+        would reach fields that expect text.
         """
         declared = request.content_length
         if declared is not None and declared > app.config["MAX_CONTENT_LENGTH"]:

@@ -11,7 +11,7 @@ from gunicorn.glogging import Logger
 wsgi_app = "app:create_app()"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
-# Threads let a worker answer receipts and pages while one of its threads waits on
+# Threads let a worker serve receipts and pages while one of its threads waits on
 # Vonage for up to VONAGE_TIMEOUT seconds.
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
@@ -20,7 +20,7 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
 # gunicorn 27's control socket sits at one fixed path per user, so two servers on one
-# machine would share it; the app has no use for it.
+# machine would share it. The app has no use for it.
 control_socket_disable = True
 accesslog = "-"
 errorlog = "-"
@@ -30,8 +30,10 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 
 
 def on_starting(server):
-    """Tell the workers the address really bound (a --bind option included), so that
-    the app prints a setup link that works; warn about per-worker rate limits."""
+    """Pass the bound address (a --bind option included) on to the workers' setup link.
+
+    Also warn when the rate limits would be counted per worker.
+    """
     os.environ["GUNICORN_BIND"] = server.cfg.bind[0]
     storage = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     if server.cfg.workers > 1 and storage.startswith("memory://"):

@@ -79,8 +79,8 @@ RECEIPT_RETRY_BACKOFF_SECONDS = 0.2  # doubled after each failed attempt
 EARLY_RECEIPT_MAX_WAIT_SECONDS = 2.0
 SIGNATURE_METHODS = ("md5hash", "md5", "sha1", "sha256", "sha512")
 
-# Send statuses by number: 01SS answers status SS for SS below 10, 01SS for the
-# two-digit statuses. The error texts follow Vonage's wording where it is known.
+# Send statuses by number: 015S replies with status S for S below 10, and 01SS
+# with the two-digit status SS. The error texts follow Vonage's wording where it is known.
 # NOTE: the texts of statuses 2, 3, 5 to 8, 10, 11, 22, 23, 32 and 33 are modelled on
 # Vonage's status table, not copied from real replies.
 SEND_REJECTIONS = {

@@ -1,8 +1,8 @@
 """Deterministic races on PostgreSQL: two requests for one part meet at the same step.
 
-The test holds a lock itself, lets two receipts run until both wait on it (each has
-done its reads by then), and releases it: both must then write, in some order, and
-the result must be the one the documented order gives.
+The test holds a lock itself and lets two receipts run until both wait on it, when
+each has done its reads. Then it releases the lock. Both must then write, in some
+order, and the result must be the one that the documented order gives.
 """
 
 import threading

@@ -1,5 +1,5 @@
-"""Every send fault through the real SDK to the sandbox: what is stored, what the page
-says, and how many requests reached the provider (one, unless throttled)."""
+"""Every send fault through the real SDK to the sandbox: the stored state, the page
+text, and how many requests reached the provider (one, unless throttled)."""
 
 import socket
 import threading

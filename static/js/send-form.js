@@ -1,5 +1,5 @@
 // Show progress while a send is on its way, and block a second click meanwhile:
-// Vonage can take up to VONAGE_TIMEOUT seconds to answer. (A second POST would be
+// Vonage can take up to VONAGE_TIMEOUT seconds to reply. (A second POST would be
 // harmless anyway: the form's idempotency key makes the server return the first
 // message.)
 (function () {
