@@ -13,6 +13,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 import requests
+import urllib3.exceptions
 from flask import current_app, url_for
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -317,8 +318,6 @@ def classify_failure(error: Exception) -> Failure:
 
 def connection_never_opened(error: requests.exceptions.ConnectionError) -> bool:
     """Tell whether the request failed before any byte went out (refused, DNS)."""
-    import urllib3.exceptions
-
     reason = error.args[0] if error.args else None
     reason = getattr(reason, "reason", reason)
     return isinstance(reason, urllib3.exceptions.NewConnectionError)
