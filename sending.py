@@ -370,7 +370,9 @@ def record_reply(sms_id: int, messages: list[dict]) -> None:
     if refused:
         sms.error_code = refused.error_code
         sms.error_text = refused.error_text
-        log.warning("Vonage refused sms %s: status %s (%s)", sms_id, sms.error_code, sms.error_text)
+        log.warning(
+            "Vonage rejected sms %s: status %s (%s)", sms_id, sms.error_code, sms.error_text
+        )
     else:
         part_ids = ", ".join(str(item.get("message_id")) for item in messages)
         log.info("Vonage accepted sms %s in %s part(s): %s", sms_id, len(messages), part_ids)

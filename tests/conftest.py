@@ -121,18 +121,18 @@ def make_app(new_database):
 
     def factory(**settings):
         config = {**TEST_SETTINGS, "DATABASE_URL": new_database(), **settings}
-        made = create_app(config)
-        with made.app_context():
+        new_app = create_app(config)
+        with new_app.app_context():
             db.create_all()
-        created.append(made)
-        return made
+        created.append(new_app)
+        return new_app
 
     yield factory
-    for made in created:
-        gateway, _owner = made.extensions.get("smstrack_sandbox", (None, None))
+    for new_app in created:
+        gateway, _owner = new_app.extensions.get("smstrack_sandbox", (None, None))
         if gateway is not None:
             gateway.stop()
-        with made.app_context():
+        with new_app.app_context():
             db.session.remove()
             db.engine.dispose()
 

@@ -131,7 +131,7 @@
     var stats = analyse(textarea.value);
     var maxSegments = parseInt(textarea.getAttribute("data-max-segments"), 10);
     var over = !isNaN(maxSegments) && stats.segments > maxSegments;
-    // Over the limit, "N left" would mislead: say what the limit is instead.
+    // Over the limit, "N left" would mislead, so the line shows the limit instead.
     output.textContent = over
       ? describe(stats).replace(/ \(\d+ left\)$/, "") + ", over the limit of " + maxSegments
       : describe(stats);
